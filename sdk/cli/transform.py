@@ -1,0 +1,69 @@
+"""``sluice transform``: events in, vendor requests out. The debugging and scoring interface."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+import click
+
+from sdk.context import TransformContext
+from sdk.errors import SluiceError
+from sdk.registry import load_connector
+
+
+def transform_line(line: str) -> dict[str, Any]:
+    """One JSON-lines record in, one out; never raises."""
+    try:
+        rec = json.loads(line)
+    except ValueError as e:
+        return {"error": {"type": "invalid_input", "status": 400, "message": f"line is not JSON: {e}"}}
+    if not isinstance(rec, dict):
+        return {"error": {"type": "invalid_input", "status": 400, "message": "each line must be a JSON object"}}
+    try:
+        connector = load_connector(str(rec.get("destination", "")))
+        event = rec.get("event")
+        seed = str(event.get("messageId") or "") if isinstance(event, dict) else ""
+        ctx = TransformContext.at(rec.get("now"), seed=seed)
+        requests = connector.transform(event, rec.get("config") or {}, ctx)
+        return {"requests": [r.to_wire() for r in requests]}
+    except SluiceError as e:
+        return {"error": e.to_dict()}
+    except Exception as e:  # noqa: BLE001 - the run must go on; the line says what broke
+        return {"error": {"type": "internal_error", "status": 500, "message": f"{type(e).__name__}: {e}"}}
+
+
+def run_jsonl(inp: TextIO, out: TextIO) -> int:
+    n = 0
+    for line in inp:
+        if not line.strip():
+            continue
+        out.write(json.dumps(transform_line(line), ensure_ascii=False, default=str) + "\n")
+        n += 1
+    out.flush()
+    return n
+
+
+def register(main: click.Group) -> None:
+    @main.command("transform")
+    @click.option("--jsonl", "jsonl", is_flag=True, help="read JSON lines on stdin, write one result line each")
+    @click.option("-d", "--destination", help="destination name or alias (single-event mode)")
+    @click.option("-c", "--config", "config", help="destination config as JSON (single-event mode)")
+    @click.option("-e", "--event", "event", help="event as JSON, or @file (single-event mode)")
+    @click.option("--now", help="ISO-8601 clock to map with (default: now)")
+    def transform_cmd(jsonl: bool, destination: str | None, config: str | None, event: str | None, now: str | None):
+        """Map events to vendor requests without sending them.
+
+        With --jsonl, each input line is
+        {"destination", "config", "event", "now"} and each output line is
+        {"requests": [...]} or {"error": {"type", "status", "message"}}.
+        """
+        if jsonl:
+            run_jsonl(sys.stdin, sys.stdout)
+            return
+        if not destination or not event:
+            raise click.UsageError("give --jsonl, or --destination and --event")
+        ev = open(event[1:]).read() if event.startswith("@") else event
+        rec = {"destination": destination, "config": json.loads(config or "{}"), "event": json.loads(ev), "now": now}
+        click.echo(json.dumps(transform_line(json.dumps(rec)), indent=2, ensure_ascii=False))

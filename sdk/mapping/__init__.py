@@ -1,0 +1,1 @@
+"""The mapping engine: source paths, value formats, templates, compiled once per connector."""

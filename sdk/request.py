@@ -1,0 +1,95 @@
+"""The one shape every connector produces: a vendor HTTP request, before it is sent."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BodyKind = Literal["json", "form", "text"]
+
+
+class VendorRequest(BaseModel):
+    """A request to a vendor. Exactly one of ``json``/``form``/``text`` may be set (or none, for GET).
+
+    Kept transport-neutral (no httpx objects) so that it can be stored in the
+    queue as JSON, compared in tests, and replayed from the dead-letter store.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    method: str = "POST"
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    form: dict[str, Any] | None = None
+    text: str | None = None
+    # Connector-private hints (e.g. the batch key) that never go on the wire.
+    meta: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    @model_validator(mode="after")
+    def _one_body(self) -> VendorRequest:
+        bodies = [b for b in (self.json_body, self.form, self.text) if b is not None]
+        if len(bodies) > 1:
+            raise ValueError("a request carries at most one body: json, form or text")
+        return self
+
+    @property
+    def body_kind(self) -> BodyKind | None:
+        if self.json_body is not None:
+            return "json"
+        if self.form is not None:
+            return "form"
+        if self.text is not None:
+            return "text"
+        return None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The dict written by ``sluice transform`` and stored in delivery jobs."""
+        out: dict[str, Any] = {
+            "method": self.method,
+            "url": self.url,
+            "headers": dict(self.headers),
+            "params": dict(self.params),
+        }
+        kind = self.body_kind
+        if kind == "json":
+            out["json"] = self.json_body
+        elif kind == "form":
+            out["form"] = self.form
+        elif kind == "text":
+            out["text"] = self.text
+        return out
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> VendorRequest:
+        return cls.model_validate(data)
+
+    def body_bytes(self) -> bytes:
+        """The encoded body, as it goes on the wire (used for size limits and sending)."""
+        kind = self.body_kind
+        if kind == "json":
+            return json.dumps(self.json_body, separators=(",", ":"), ensure_ascii=False).encode()
+        if kind == "form":
+            return urlencode({k: _form_value(v) for k, v in (self.form or {}).items()}).encode()
+        if kind == "text":
+            return (self.text or "").encode()
+        return b""
+
+    def content_type(self) -> str | None:
+        return {
+            "json": "application/json",
+            "form": "application/x-www-form-urlencoded",
+            "text": None,
+        }.get(self.body_kind or "")
+
+
+def _form_value(v: Any) -> str:
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, separators=(",", ":"))
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "" if v is None else str(v)
