@@ -11,6 +11,7 @@ from sdk import __version__
 # Modules that add commands to `main`; each defines `register(main)`.
 COMMAND_MODULES = (
     "sdk.cli.transform",
+    "sdk.cli.schema",
     "sdk.cli.connectors",
     "sdk.cli.openapi",
     "pipeline.cli",

@@ -13,7 +13,7 @@ from sdk.errors import InstrumentationError
 from sdk.mapping import formats
 from sdk.mapping.paths import MISSING, get_path, set_path, split_path
 from sdk.mapping.templates import Template
-from sdk.spec.model import EventMapping, Field_
+from sdk.spec.model import EventMapping, Field_, FieldSet
 
 Namespace = dict[str, Any]  # {"event": ..., "settings": ..., "vars": ..., "ctx": ...}
 
@@ -98,7 +98,7 @@ class CompiledField:
 class CompiledMapping:
     """One event type's mapping, ready to run."""
 
-    def __init__(self, mapping: EventMapping, common: EventMapping | None, where: str):
+    def __init__(self, mapping: EventMapping, common: FieldSet | None, where: str):
         self.endpoint = mapping.endpoint
         fields: dict[str, Field_ | str] = {}
         if common:
@@ -122,7 +122,7 @@ class CompiledMapping:
 
 
 def compile_mappings(
-    mappings: dict[str, EventMapping], common: EventMapping | None, name: str
+    mappings: dict[str, EventMapping], common: FieldSet | None, name: str
 ) -> dict[str, CompiledMapping]:
     return {etype: CompiledMapping(m, common, f"{name}.mappings.{etype}") for etype, m in mappings.items()}
 

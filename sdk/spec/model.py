@@ -96,13 +96,9 @@ class Field_(_Strict):
         return [v] if isinstance(v, str) else v
 
 
-class EventMapping(_Strict):
-    """How one event type becomes a request: which endpoint, and the body's fields.
+class FieldSet(_Strict):
+    """Body fields; keys may be dotted (``user.email``) to build nested objects."""
 
-    Body keys may be dotted (``user.email``) to build nested objects.
-    """
-
-    endpoint: str = "default"
     body: dict[str, Field_ | str] = Field(default_factory=dict)
 
     @field_validator("body", mode="before")
@@ -111,6 +107,12 @@ class EventMapping(_Strict):
         if not isinstance(v, dict):
             return v
         return {k: ({"from": [x]} if isinstance(x, str) else x) for k, x in v.items()}
+
+
+class EventMapping(FieldSet):
+    """How one event type becomes a request: which endpoint, and the body's fields."""
+
+    endpoint: str = "default"
 
 
 class Batching(_Strict):
@@ -163,7 +165,7 @@ class DestinationSpec(_Strict):
     vars: dict[str, TemplateVar] = Field(default_factory=dict)
     endpoints: dict[str, Endpoint]
     auth: Auth = Field(default_factory=Auth)
-    common: EventMapping | None = Field(default=None, description="fields shared by every event type")
+    common: FieldSet | None = Field(default=None, description="fields shared by every event type")
     mappings: dict[EventType, EventMapping] = Field(default_factory=dict)
     batching: Batching = Field(default_factory=Batching)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
@@ -179,8 +181,6 @@ class DestinationSpec(_Strict):
                     f"mappings.{etype}.endpoint is {m.endpoint!r}, but endpoints only define "
                     f"{sorted(self.endpoints)}; add it under endpoints or fix the name"
                 )
-        if self.common and self.common.endpoint not in self.endpoints:
-            raise ValueError(f"common.endpoint {self.common.endpoint!r} is not defined under endpoints")
         return self
 
     @property

@@ -1,0 +1,62 @@
+"""Value formats: each converts what it should and rejects what it cannot with a FormatError."""
+
+import hashlib
+
+import pytest
+
+from sdk.mapping import formats
+
+
+@pytest.mark.parametrize(
+    ("fmt", "value", "expected"),
+    [
+        ("string", 12.0, "12"),
+        ("string", True, "true"),
+        ("string", {"a": 1}, '{"a":1}'),
+        ("number", "42", 42),
+        ("number", "4.5", 4.5),
+        ("integer", "7.9", 7),
+        ("boolean", "yes", True),
+        ("boolean", 0, False),
+        ("iso8601", "2024-05-01T12:00:00+02:00", "2024-05-01T10:00:00.000Z"),
+        ("iso8601", 1714564800, "2024-05-01T12:00:00.000Z"),
+        ("epoch_ms", "2024-05-01T12:00:00.123Z", 1714564800123),
+        ("epoch_s", "2024-05-01T12:00:00Z", 1714564800),
+        ("epoch_ms", 1714564800123, 1714564800123),
+        ("lower", "MiXeD", "mixed"),
+        ("trim", "  x  ", "x"),
+        ("flatten", {"a": {"b": 1, "c": [1, 2]}}, {"a.b": 1, "a.c.0": 1, "a.c.1": 2}),
+        ("json", [1, "a"], '[1,"a"]'),
+    ],
+)
+def test_format_converts(fmt, value, expected):
+    _, fn, _ = formats.resolve(fmt)
+    assert fn(value, None) == expected
+
+
+def test_sha256_hashes_plain_values_and_keeps_hashed_ones():
+    plain = "  Person@Example.com "
+    digest = hashlib.sha256(b"Person@Example.com").hexdigest()
+    assert formats.sha256(plain) == digest
+    assert formats.sha256(digest.upper()) == digest
+
+
+@pytest.mark.parametrize(("fmt", "value"), [("number", "abc"), ("number", True), ("iso8601", "not a date"),
+                                             ("boolean", "maybe"), ("number", "nan")])
+def test_format_rejects(fmt, value):
+    _, fn, _ = formats.resolve(fmt)
+    with pytest.raises(formats.FormatError):
+        fn(value, None)
+
+
+def test_unknown_format_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown format 'nope'.*known formats"):
+        formats.resolve("nope")
+
+
+def test_format_with_argument():
+    _, fn, arg = formats.resolve({"truncate": 3})
+    assert fn("abcdef", arg) == "abc"
+    _, fn, arg = formats.resolve({"map": {"Male": "M"}})
+    assert fn("Male", arg) == "M"
+    assert fn("Other", arg) == "Other"
