@@ -218,7 +218,9 @@ class Connector:
         headers = {k: _s(t.render(ns)) for k, t in ep.headers.items()}
         params = {k: t.render(ns) for k, t in ep.params.items()}
         self._apply_auth(ns, headers, params)
+        # The endpoint name rides along (never on the wire): several endpoints may share one URL.
         req: dict[str, Any] = {"method": ep.method, "url": url, "headers": headers, "params": params}
+        req["meta"] = {"endpoint": endpoint}
         fmt = ep.body_format
         if fmt == "json":
             req["json"] = body

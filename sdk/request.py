@@ -74,7 +74,7 @@ class VendorRequest(BaseModel):
         if kind == "json":
             return json.dumps(self.json_body, separators=(",", ":"), ensure_ascii=False).encode()
         if kind == "form":
-            return urlencode({k: _form_value(v) for k, v in (self.form or {}).items()}).encode()
+            return urlencode(_form_pairs(self.form or {})).encode()
         if kind == "text":
             return (self.text or "").encode()
         return b""
@@ -85,6 +85,18 @@ class VendorRequest(BaseModel):
             "form": "application/x-www-form-urlencoded",
             "text": None,
         }.get(self.body_kind or "")
+
+
+def _form_pairs(form: dict[str, Any]) -> list[tuple[str, str]]:
+    """A list of strings is a repeated field (``k=a&k=b``), the standard form encoding of a list; vendors
+    such as Amplitude's groupidentify/usermap take one JSON object per repeated field."""
+    pairs: list[tuple[str, str]] = []
+    for k, v in form.items():
+        if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+            pairs.extend((k, x) for x in v)
+        else:
+            pairs.append((k, _form_value(v)))
+    return pairs
 
 
 def _form_value(v: Any) -> str:

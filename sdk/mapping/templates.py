@@ -24,6 +24,8 @@ FILTERS: dict[str, Callable[[str], str]] = {
     "trim": str.strip,
     "base64": lambda s: base64.b64encode(s.encode()).decode(),
     "strip_slash": lambda s: s.rstrip("/"),
+    # HTTP Basic credentials for a user with an empty password (e.g. a project token): base64 of "user:".
+    "basic_user": lambda s: base64.b64encode(f"{s}:".encode()).decode(),
 }
 
 

@@ -142,6 +142,16 @@ class OpenAPIRef(_Strict):
     version: str | None = None
 
 
+class Contract(_Strict):
+    """What the vendor insists on, checked by the contract harness on every produced request (fuzz included).
+
+    ``required`` maps an endpoint name to body paths that must be present and non-null; ``a.b`` walks
+    objects, ``items[].id`` checks every element of a list, and a JSON-array body is checked per element.
+    """
+
+    required: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class Vendor(_Strict):
     api_version: str | None = None
     docs: list[str] = Field(default_factory=list)
@@ -172,6 +182,7 @@ class DestinationSpec(_Strict):
     responses: list[ResponseRule] = Field(default_factory=list)
     openapi: OpenAPIRef | None = None
     require_https: bool = Field(default=True, description="false only for user-supplied URLs (webhooks)")
+    contract: Contract | None = Field(default=None, description="vendor-required fields the harness checks")
 
     @model_validator(mode="after")
     def _consistent(self) -> DestinationSpec:

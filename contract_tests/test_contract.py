@@ -1,0 +1,337 @@
+"""The generic contract suite: every integration under ``integrations/`` gets it by existing.
+
+Parametrised over ``sdk.registry.integration_folders()`` (which honours
+``SLUICE_INTEGRATIONS_DIR``; cassettes are read from ``<dir>/../cassettes``).
+Test ids are ``<integration>`` / ``<integration>-<case|event type|scenario>``,
+sorted, so xdist workers collect identical lists.
+
+Checks:
+  test_spec_lint            spec, settings schema, secrets, docs, fixture coverage, mapper hooks, OpenAPI refs
+  test_fixture_case         each fixture is well formed; error cases raise the typed error they name
+  test_cassette_replay      fixture event -> requests equal to the cassette's, sent via httpx under vcrpy
+  test_cassette_classified  recorded responses classify as the cassette's provenance says
+  test_cassette_hygiene     provenance present, no orphan cassettes, no secret value in any cassette
+  test_error_path           400/401/404/408/413/429/500/503/timeout/reset through respx, classified
+  test_batch_limits         batching keeps max_events/max_bytes and loses nothing
+  test_fuzz                 200 hypothesis events per event type: well-formed requests or a typed error
+  test_openapi_fixtures     fixture request bodies validate against the vendor's OpenAPI operation
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sdk.classify import Outcome
+from sdk.connector import Connector
+from sdk.errors import SluiceError, TransformError
+from sdk.registry import integration_folders, integrations_dir
+from sdk.request import VendorRequest
+from sdk.testing.cases import (
+    PLACEHOLDER,
+    Case,
+    cassette_path,
+    cassettes_dir,
+    load_cases,
+    provenance,
+    read_cassette,
+    secret_values,
+)
+from sdk.testing.checks import batch_problems, endpoint_for, request_problems
+from sdk.testing.lint import lint_integration
+from sdk.testing.replay import SCENARIOS, Scenario, expected_outcome, replay_case, run_error_scenario
+from sdk.testing.strategies import FUZZ_SETTINGS, config_variants, events
+
+ROOT = integrations_dir()
+FOLDERS = integration_folders(ROOT)
+NAMES = [f.name for f in FOLDERS]
+
+
+@cache
+def connector(name: str) -> Connector:
+    return Connector.from_folder(ROOT / name)
+
+
+def _connector_or_fail(name: str) -> Connector:
+    try:
+        return connector(name)
+    except SluiceError as e:
+        pytest.fail(f"{name}: the connector does not load, so this check cannot run: {e.message}")
+
+
+@cache
+def cases(name: str) -> tuple[Case, ...]:
+    return tuple(load_cases(ROOT / name))
+
+
+def _event_types(folder: Path) -> list[str]:
+    try:
+        raw = yaml.safe_load((folder / "spec.yaml").read_text()) or {}
+        types = raw.get("event_types") or []
+        return [t for t in types if isinstance(t, str)] or ["<none>"]
+    except (OSError, yaml.YAMLError):
+        return ["<unreadable-spec>"]
+
+
+def _success_cases(name: str) -> list[Case]:
+    return [c for c in cases(name) if c.response is not None and not c.expect_error and not c.problems]
+
+
+CASE_PARAMS = [pytest.param(c, id=c.id) for n in NAMES for c in cases(n)]
+REPLAY_PARAMS = [pytest.param(c, id=c.id) for n in NAMES for c in cases(n) if not c.expect_error]
+FUZZ_PARAMS = [pytest.param((f.name, t), id=f"{f.name}-{t}") for f in FOLDERS for t in _event_types(f)]
+ERROR_PARAMS = [pytest.param((n, sc), id=f"{n}-{sc.name}") for n in NAMES for sc in SCENARIOS]
+
+
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("integration", NAMES)
+def test_spec_lint(integration: str) -> None:
+    problems = lint_integration(ROOT / integration)
+    assert not problems, "spec lint failed; fix these:\n  - " + "\n  - ".join(problems)
+
+
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_fixture_case(case: Case) -> None:
+    assert not case.problems, "fixture problems:\n  - " + "\n  - ".join(case.problems)
+    conn = _connector_or_fail(case.integration)
+    if case.expect_error:
+        with pytest.raises(SluiceError) as info:
+            case.run(conn)
+        assert info.value.type == case.expect_error, (
+            f"{case.path}: expected a {case.expect_error!r} error, the connector raised "
+            f"{info.value.type!r}: {info.value.message}"
+        )
+        assert info.value.message.strip(), "typed errors must say what is wrong and how to fix it"
+    else:
+        try:
+            reqs = case.run(conn)
+        except SluiceError as e:
+            pytest.fail(f"{case.path}: the connector rejected this success case with {e.type}: {e.message}")
+        for r in reqs:
+            problems = request_problems(conn, r)
+            assert not problems, f"{case.path}: malformed request {r.url}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("case", REPLAY_PARAMS)
+def test_cassette_replay(case: Case) -> None:
+    assert not case.problems, (
+        "fixture problems (fix them, then run `sluice cassettes build "
+        f"{case.integration}`):\n  - " + "\n  - ".join(case.problems)
+    )
+    conn = _connector_or_fail(case.integration)
+    path = cassette_path(case, ROOT)
+    assert path.exists(), (
+        f"no cassette {path} for fixture {case.path.name}; run `sluice cassettes build {case.integration}`"
+    )
+    secrets = secret_values(conn, [c.config for c in cases(case.integration)])
+    requests, results = replay_case(conn, case, path, secrets)
+    assert requests, f"{case.path}: a success case must produce at least one request"
+    want = int((case.response or {}).get("status", 200))
+    assert [r.status for r in results] == [want] * len(requests), "replayed status differs from the fixture's"
+
+
+@pytest.mark.parametrize("case", REPLAY_PARAMS)
+def test_cassette_classified(case: Case) -> None:
+    conn = _connector_or_fail(case.integration)
+    path = cassette_path(case, ROOT)
+    assert path.exists(), f"no cassette {path}; run `sluice cassettes build {case.integration}`"
+    data = read_cassette(path)
+    expected = provenance(data).get("expected_classification")
+    assert expected in {o.value for o in Outcome}, (
+        f"{path}: metadata.provenance.expected_classification must be one of success/retry/throttle/abort; "
+        f"rebuild with `sluice cassettes build {case.integration}`"
+    )
+    assert data["interactions"], f"{path} has no interactions"
+    for inter in data["interactions"]:
+        resp = inter["response"]
+        headers = {
+            k: (v[0] if isinstance(v, list) and v else v) for k, v in (resp.get("headers") or {}).items()
+        }
+        got = conn.classify(int(resp["status"]["code"]), headers, resp["body"].get("string") or "")
+        assert got.outcome.value == expected, (
+            f"{path}: the recorded response classifies as {got.outcome.value} ({got.reason}) but the "
+            "cassette "
+            f"expects {expected}; fix spec `responses` rules or the fixture's response"
+        )
+
+
+@pytest.mark.parametrize("integration", NAMES)
+def test_cassette_hygiene(integration: str) -> None:
+    conn = _connector_or_fail(integration)
+    folder_cases = {c.name for c in cases(integration) if not c.expect_error}
+    cdir = cassettes_dir(ROOT) / integration
+    files = sorted(cdir.glob("*.yaml")) if cdir.is_dir() else []
+    orphans = [p.name for p in files if p.stem not in folder_cases]
+    assert not orphans, (
+        f"cassettes without a fixture in {cdir}: {orphans}; delete them or run `sluice cassettes "
+        f"build {integration}`"
+    )
+    # Secrets of THIS integration's fixtures must appear in no cassette of ANY integration.
+    secrets = [s for s in secret_values(conn, [c.config for c in cases(integration)]) if len(s) >= 3]
+    leaks = []
+    for p in sorted(cassettes_dir(ROOT).rglob("*.yaml")):
+        text = p.read_text()
+        leaks += [
+            f"{p.relative_to(cassettes_dir(ROOT))}: contains the value of a secret setting"
+            for s in secrets
+            if s in text
+        ]
+    assert not leaks, (
+        "secrets leaked into cassettes (rebuild them with `sluice cassettes build`):\n" + "\n".join(leaks)
+    )
+    for p in files:
+        prov = provenance(read_cassette(p))
+        missing = [
+            k
+            for k in ("recorded_at", "source", "vendor_api_version", "sdk_version", "expected_classification")
+            if k not in prov
+        ]
+        assert not missing, (
+            f"{p}: provenance lacks {missing}; rebuild with `sluice cassettes build {integration}`"
+        )
+        assert PLACEHOLDER not in json.dumps(prov.get("source", "")), f"{p}: odd provenance source"
+
+
+def _first_request(name: str) -> tuple[Connector, VendorRequest, dict]:
+    conn = _connector_or_fail(name)
+    good = _success_cases(name)
+    if not good:
+        pytest.fail(
+            f"{name}: no usable success fixture to take a request from; add fixtures/<case>.json "
+            f'with a "response" (fixtures that have problems are not used: see test_fixture_case)'
+        )
+    for c in good:
+        try:
+            reqs = c.run(conn)
+        except SluiceError:
+            continue
+        if reqs:
+            return conn, reqs[0], c.config
+    pytest.fail(f"{name}: no success fixture produced a request; fix the fixtures or the mapping")
+
+
+@pytest.mark.parametrize("target", ERROR_PARAMS)
+def test_error_path(target: tuple[str, Scenario]) -> None:
+    name, sc = target
+    conn, req, _ = _first_request(name)
+    got, calls = run_error_scenario(conn, req, sc)
+    assert calls == 1, f"the request to {req.url} did not reach the mocked vendor exactly once ({calls})"
+    want = expected_outcome(conn, sc)
+    assert got.outcome == want, (
+        f"{name}: a {sc.name} answer classifies as {got.outcome.value} ({got.reason}); expected "
+        f"{want.value}. "
+        f"Check the spec's `responses` rules"
+    )
+    if sc.retry_after is not None and want == Outcome.THROTTLE:
+        assert got.retry_after == sc.retry_after, "Retry-After must be honoured"
+
+
+@pytest.mark.parametrize("integration", NAMES)
+def test_batch_limits(integration: str) -> None:
+    conn = _connector_or_fail(integration)
+    good = _success_cases(integration)
+    reqs: list[VendorRequest] = []
+    config = good[0].config if good else {}
+    for c in good:
+        try:
+            if c.config == config:
+                reqs.extend(c.run(conn))
+        except SluiceError:
+            continue
+    if not reqs:
+        pytest.fail(
+            f"{integration}: no fixture requests to batch; add success fixtures (fixtures with "
+            f"problems are not used: see test_fixture_case)"
+        )
+    n = max(3, conn.spec.batching.max_events * 2 + 1) if conn.spec.batching.enabled else 3
+    many = (reqs * (n // len(reqs) + 1))[: max(n, len(reqs))]
+    problems = batch_problems(conn, many, config)
+    assert not problems, f"{integration}: " + "; ".join(problems)
+
+
+def _openapi_problems(conn: Connector, req: VendorRequest) -> list[str]:
+    spec = conn.spec
+    if spec.openapi is None or conn.folder is None:
+        return []
+    ep = endpoint_for(conn, req)
+    op = spec.endpoints[ep].openapi_operation if ep else None
+    if not op:
+        return []
+    from sdk.openapi.validate import load_validator
+
+    errs = load_validator(conn.folder / spec.openapi.document, op).errors(req)
+    return [f"{op}: {e}" for e in errs]
+
+
+@pytest.mark.parametrize("case", REPLAY_PARAMS)
+def test_openapi_fixtures(case: Case) -> None:
+    conn = _connector_or_fail(case.integration)
+    if conn.spec.openapi is None:
+        # Not a skip: the check ran and there is nothing to validate against.
+        assert not any(ep.openapi_operation for ep in conn.spec.endpoints.values())
+        return
+    try:
+        reqs = case.run(conn)
+    except SluiceError as e:
+        pytest.fail(f"{case.path}: {e.type}: {e.message}")
+    for r in reqs:
+        problems = _openapi_problems(conn, r)
+        assert not problems, f"{case.path}: body does not match the vendor's schema:\n  " + "\n  ".join(
+            problems
+        )
+
+
+@pytest.mark.parametrize("fuzz_target", FUZZ_PARAMS)
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_fuzz(fuzz_target: tuple[str, str], data: st.DataObject) -> None:
+    name, etype = fuzz_target
+    conn = _connector_or_fail(name)
+    good = _success_cases(name)
+    bases = [c.event for c in good if c.event_type == etype]
+    if not bases:
+        pytest.fail(
+            f"{name}: fuzzing {etype} events starts from a success fixture of that type; add "
+            f'integrations/{name}/fixtures/{etype}_<case>.json with a "response"'
+        )
+    configs = [c.config for c in good] or [{}]
+    event = data.draw(events(etype, st.sampled_from(bases) if bases else None), label="event")
+    config = data.draw(config_variants(configs), label="config")
+    case = Case(
+        integration=name,
+        name="fuzz",
+        path=Path("fuzz"),
+        config=config,
+        event=event,
+        now="2024-05-01T12:00:00Z",
+    )
+    try:
+        reqs = case.run(conn)
+    except TransformError as e:
+        assert e.message.strip(), "typed errors must carry a message that says what to fix"
+        return
+    except SluiceError as e:
+        pytest.fail(
+            f"{name}: a {etype} event raised {type(e).__name__} ({e.type}), not a TransformError: {e.message}"
+        )
+    except Exception as e:  # noqa: BLE001 - the point of the check
+        pytest.fail(
+            f"{name}: a {etype} event crashed the connector with {type(e).__name__}: {e!s:.300}; "
+            f"raise an sdk.errors InstrumentationError instead"
+        )
+    again = case.run(conn)
+    assert [r.to_wire() for r in reqs] == [r.to_wire() for r in again], (
+        f"{name}: the same {etype} event gave different requests twice; take time and ids from kit.ctx"
+    )
+    for r in reqs:
+        problems = request_problems(conn, r) + _openapi_problems(conn, r)
+        assert not problems, f"{name}: malformed {etype} request: " + "; ".join(problems)
+    if reqs and conn.spec.batching.enabled:
+        problems = batch_problems(conn, reqs * 3, config)
+        assert not problems, f"{name}: " + "; ".join(problems)

@@ -1,0 +1,1 @@
+"""Sluice pipeline: gateway, Postgres queue, processor and router, started by ``sluice up``."""

@@ -1,0 +1,380 @@
+"""One process, the whole pipeline: gateway (HTTP), processor, router and queue maintenance.
+
+``Pipeline.start()`` validates every destination (certified connector, config against its schema)
+before anything listens, applies migrations, and starts the tasks; ``stop()`` drains: the gateway
+commits what it accepted, the processor and each destination worker finish their current round.
+A database outage never crashes the process: every task backs off and reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import uvicorn
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+
+from pipeline.config import ConfigError, SluiceConfig
+from pipeline.gateway.http import Gateway
+from pipeline.gateway.writer import GroupWriter
+from pipeline.processor.processor import Processor
+from pipeline.queue.db import connect, migrate, q, redact_dsn
+from pipeline.router.guard import AddressGuard
+from pipeline.router.worker import DestinationWorker
+from sdk.connector import Connector
+from sdk.errors import SluiceError
+from sdk.registry import load_certified
+
+log = logging.getLogger("sluice")
+
+LEADER_KEY = "sluice.leader"
+
+
+def load_connectors(
+    config: SluiceConfig, *, allow_uncertified: bool = False, root: Path | None = None
+) -> dict[str, Connector]:
+    """Load and check every destination up front; a wrong one is an error naming it and the fix."""
+    out: dict[str, Connector] = {}
+    for i, d in enumerate(config.destinations):
+        where = f"destinations[{i}] ({d.name})"
+        try:
+            connector = load_certified(d.integration, root, allow_uncertified=allow_uncertified)
+        except SluiceError as e:
+            hint = (
+                " (for development only: sluice up --allow-uncertified)"
+                if e.type == "certification_error"
+                else ""
+            )
+            raise ConfigError(f"{where}.integration: {e.message}{hint}") from None
+        try:
+            connector.check_config(d.config)
+        except SluiceError as e:
+            raise ConfigError(f"{where}.config: {e.message}") from None
+        out[d.name] = connector
+    return out
+
+
+class Leader:
+    """A session advisory lock on a dedicated connection: only its holder runs processor and router.
+
+    Checked every second; if the connection dies (Postgres restarted) the lock is gone with it and
+    is taken again once the database is back.
+    """
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        self.held = False
+        self._conn: psycopg.AsyncConnection | None = None
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                if self._conn is None or self._conn.closed:
+                    self.held = False
+                    self._conn = await connect(self.dsn)
+                if not self.held:
+                    cur = await self._conn.execute(q("try_leader_lock"), {"key": LEADER_KEY})
+                    row = await cur.fetchone()
+                    self.held = bool(row and row[0])
+                    if self.held:
+                        log.info("this process is the pipeline leader (processor and router active)")
+                else:
+                    await self._conn.execute(q("ping"))
+            except (psycopg.Error, OSError) as e:
+                if self.held:
+                    log.warning("lost the database connection holding the leader lock: %s", e)
+                self.held = False
+                if self._conn is not None:
+                    with contextlib.suppress(Exception):
+                        await self._conn.close()
+                self._conn = None
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+        self.held = False
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: SluiceConfig,
+        dsn: str,
+        *,
+        allow_uncertified: bool = False,
+        integrations_root: Path | None = None,
+        run_workers: bool = True,
+    ):
+        self.config = config
+        self.dsn = dsn
+        self.allow_uncertified = allow_uncertified
+        self.run_workers = run_workers
+        self.connectors = load_connectors(config, allow_uncertified=allow_uncertified, root=integrations_root)
+        self.ready = False
+        self.stopping = asyncio.Event()
+        self.leader = Leader(dsn)
+        self.writer = GroupWriter(
+            dsn,
+            group_commit_ms=config.gateway.group_commit_ms,
+            max_backlog=config.gateway.max_backlog,
+            on_commit=self._on_commit,
+        )
+        self.gateway = Gateway(config, self.writer, self._health_state)
+        self.gateway.unprocessed = lambda: self.unprocessed
+        self.unprocessed = 0
+        self.pool: AsyncConnectionPool | None = None
+        self.processor: Processor | None = None
+        self.workers: dict[str, DestinationWorker] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # -- wiring -----------------------------------------------------------------------------------
+    def _on_commit(self) -> None:
+        if self.processor is not None:
+            self.processor.wake.set()
+
+    def _on_jobs(self, destinations: set[str]) -> None:
+        for d in destinations:
+            w = self.workers.get(d)
+            if w is not None:
+                w.wake.set()
+
+    def _health_state(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "leader": self.leader.held,
+            "destinations": sorted(self.workers),
+        }
+
+    def asgi(self) -> Starlette:
+        return Starlette(routes=self.gateway.routes())
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        applied = await asyncio.to_thread(migrate, self.dsn)
+        if applied:
+            log.info("applied migrations %s to %s", applied, redact_dsn(self.dsn))
+        await self.writer.start()
+        n = len(self.config.destinations)
+        self.pool = AsyncConnectionPool(
+            self.dsn,
+            min_size=2,
+            max_size=4 + 2 * n,
+            open=False,
+            timeout=30,
+            kwargs={"autocommit": True, "connect_timeout": 5},
+            reconnect_timeout=0,
+        )
+        await self.pool.open(wait=False)
+        if self.run_workers:
+            self.processor = Processor(self.pool, self.config, self.connectors, on_jobs=self._on_jobs)
+            guard = AddressGuard(self.config.network.networks())
+            for d in self.config.destinations:
+                if d.enabled and d.name in self.connectors:
+                    self.workers[d.name] = DestinationWorker(
+                        self.pool,
+                        d,
+                        self.connectors[d.name],
+                        guard,
+                        poll_interval_s=self.config.router.poll_interval_s,
+                    )
+            is_leader = lambda: self.leader.held  # noqa: E731
+            self._tasks.append(asyncio.create_task(self.leader.run(self.stopping), name="leader"))
+            self._tasks.append(
+                asyncio.create_task(self.processor.run(is_leader, self.stopping), name="processor")
+            )
+            for name, w in self.workers.items():
+                self._tasks.append(
+                    asyncio.create_task(w.run(is_leader, self.stopping), name=f"router:{name}")
+                )
+        self._tasks.append(asyncio.create_task(self._maintenance(), name="maintenance"))
+        self.ready = True
+
+    async def stop(self) -> None:
+        """Drain: commit accepted events, let workers finish their round, close connections."""
+        self.ready = False
+        await self.writer.stop()
+        self.stopping.set()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=30)
+            for t in pending:
+                t.cancel()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def _maintenance(self) -> None:
+        """Keep partitions ahead of the sequences, drop finished ones, and watch the backlog."""
+        last_drop = 0.0
+        while not self.stopping.is_set():
+            try:
+                assert self.pool is not None
+                async with self.pool.connection(timeout=5) as conn:
+                    await conn.execute(q("ensure_gateway_partitions"))
+                    await conn.execute(q("ensure_delivery_partitions"))
+                    await conn.execute(q("ensure_dedupe_partitions"))
+                    cur = await conn.execute(q("gateway_backlog"))
+                    row = await cur.fetchone()
+                    self.unprocessed = int(row[0] or 0) if row else 0
+                    if time.monotonic() - last_drop > 5 and self.leader.held:
+                        last_drop = time.monotonic()
+                        async with conn.transaction():
+                            await conn.execute(q("set_lock_timeout"))
+                            await conn.execute(
+                                q("drop_finished_partitions"),
+                                {"dedupe_window_s": int(self.config.processor.dedupe_window_s)},
+                            )
+            except Exception as e:  # noqa: BLE001 - maintenance retries on its next tick
+                log.debug("maintenance: %s", e)
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+
+
+@contextlib.asynccontextmanager
+async def running(pipeline: Pipeline) -> AsyncIterator[Pipeline]:
+    await pipeline.start()
+    try:
+        yield pipeline
+    finally:
+        await pipeline.stop()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a captured SIGTERM after shutting down, which would end the process with
+    status 143 before the pipeline drains; here a signal only asks the server to stop, so the
+    drain runs and ``sluice up`` exits 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        sigs = (signal.SIGINT, signal.SIGTERM)
+        for sig in sigs:
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            yield
+        finally:
+            for sig in sigs:
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: int) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        log.info("received %s: draining", signal.Signals(sig).name)
+        self.should_exit = True
+
+
+async def serve(pipeline: Pipeline, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Run until SIGINT/SIGTERM (uvicorn stops accepting and finishes in-flight requests), then drain."""
+    await pipeline.start()
+    server = _Server(
+        uvicorn.Config(
+            pipeline.asgi(),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=20,
+        )
+    )
+    try:
+        await server.serve()
+    finally:
+        await pipeline.stop()
+
+
+class ThreadedPipeline:
+    """The pipeline on a background thread and a free port: for tests and embedding.
+
+    ``with ThreadedPipeline(config, dsn) as p: httpx.post(p.url + "/v1/track", ...)``.
+    """
+
+    def __init__(self, config: SluiceConfig, dsn: str, **kwargs: Any):
+        self.config = config
+        self.dsn = dsn
+        self.kwargs = kwargs
+        self.url = ""
+        self.pipeline: Pipeline | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> ThreadedPipeline:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="sluice-pipeline", daemon=True)
+        self._thread.start()
+        self._started.wait(60)
+        if self._error is not None:
+            raise self._error
+        if not self.url:
+            raise RuntimeError("the pipeline did not start within 60 s")
+
+    def _main(self) -> None:
+        asyncio.run(self._amain())
+
+    async def _amain(self) -> None:
+        try:
+            self.pipeline = Pipeline(self.config, self.dsn, **self.kwargs)
+            await self.pipeline.start()
+            self._server = uvicorn.Server(
+                uvicorn.Config(
+                    self.pipeline.asgi(),
+                    host="127.0.0.1",
+                    port=0,
+                    log_level="warning",
+                    access_log=False,
+                    lifespan="off",
+                )
+            )
+            self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            serve_task = asyncio.create_task(self._server.serve())
+            while not self._server.started:
+                if serve_task.done():
+                    serve_task.result()
+                await asyncio.sleep(0.01)
+            port = self._server.servers[0].sockets[0].getsockname()[1]
+            self.url = f"http://127.0.0.1:{port}"
+            self._loop = asyncio.get_running_loop()
+            self._started.set()
+            await serve_task
+        except BaseException as e:  # noqa: BLE001 - reported to the starting thread
+            self._error = e
+            self._started.set()
+        finally:
+            if self.pipeline is not None:
+                await self.pipeline.stop()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(60)
+
+    def call(self, coro_fn: Any, timeout: float = 30) -> Any:
+        """Run ``coro_fn(pipeline)`` on the pipeline's loop and return its result."""
+        assert self._loop is not None and self.pipeline is not None
+        fut = asyncio.run_coroutine_threadsafe(coro_fn(self.pipeline), self._loop)
+        return fut.result(timeout)

@@ -1,0 +1,246 @@
+"""``sluice up`` and ``sluice dlq list|show|replay``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import psycopg
+
+from pipeline.config import ConfigError, SluiceConfig, load_config
+from pipeline.queue.db import migrate, redact_dsn
+
+log = logging.getLogger("sluice")
+
+
+def resolve_dsn(
+    config: SluiceConfig | None, database_url: str | None = None, *, start_local: bool = True
+) -> str:
+    """--database-url, else $DATABASE_URL, else sluice.yaml's database_url, else a local Postgres."""
+    dsn = database_url or os.environ.get("DATABASE_URL") or (config.database_url if config else None)
+    if dsn:
+        return dsn
+    if not start_local:
+        raise click.ClickException("no database: set DATABASE_URL or database_url in sluice.yaml")
+    try:
+        from pipeline.postgres import ensure_local_postgres
+    except ImportError as e:
+        raise click.ClickException(
+            f"no DATABASE_URL and the embedded Postgres is unavailable ({e}); set DATABASE_URL=postgresql://..."
+        ) from None
+    click.echo("No DATABASE_URL set: starting a local Postgres in .sluice/ ...", err=True)
+    return ensure_local_postgres(Path(".sluice"))
+
+
+def _load(config_path: str) -> SluiceConfig:
+    try:
+        return load_config(config_path)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _parse_since(value: str | None) -> dt.datetime | None:
+    """An ISO time, or a relative age such as 30m, 2h, 7d."""
+    if not value:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[:-1].isdigit() and value[-1] in units:
+        return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: use an ISO time (2024-05-01T12:00:00Z) or an age like 30m, 2h, 7d"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
+
+
+def register(main: click.Group) -> None:
+    @main.command("up")
+    @click.option("--config", "config_path", default="sluice.yaml", show_default=True, help="pipeline file")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=8080, show_default=True, type=int)
+    @click.option("--database-url", default=None, help="overrides $DATABASE_URL and sluice.yaml")
+    @click.option(
+        "--allow-uncertified", is_flag=True, help="DEVELOPMENT ONLY: run connectors without certification"
+    )
+    @click.option(
+        "--log-level",
+        default="info",
+        show_default=True,
+        type=click.Choice(["debug", "info", "warning", "error"]),
+    )
+    def up(
+        config_path: str,
+        host: str,
+        port: int,
+        database_url: str | None,
+        allow_uncertified: bool,
+        log_level: str,
+    ) -> None:
+        """Start gateway, processor and router; Ctrl-C / SIGTERM drains and stops."""
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        from pipeline.app import Pipeline, load_connectors
+
+        config = _load(config_path)
+        if allow_uncertified:
+            log.warning(
+                "!!! --allow-uncertified: connectors run WITHOUT certification; never do this in production"
+            )
+        try:
+            load_connectors(config, allow_uncertified=allow_uncertified)
+        except ConfigError as e:
+            raise click.ClickException(f"{config_path}: {e}") from None
+        dsn = resolve_dsn(config, database_url)
+        pipeline = Pipeline(config, dsn, allow_uncertified=allow_uncertified)
+        try:
+            asyncio.run(_up(pipeline, host, port))
+        except psycopg.OperationalError as e:
+            raise click.ClickException(
+                f"cannot reach the database at {redact_dsn(dsn)}: {str(e).strip().splitlines()[0]}; "
+                "check DATABASE_URL and that Postgres is running"
+            ) from None
+        except OSError as e:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {e}; pick another --port") from None
+
+    async def _up(pipeline: Any, host: str, port: int) -> None:
+        from pipeline.app import serve
+
+        click.echo(f"sluice: gateway on http://{host}:{port} (health: /health)", err=True)
+        await serve(pipeline, host, port)
+        click.echo("sluice: stopped cleanly", err=True)
+
+    @main.group("dlq")
+    def dlq() -> None:
+        """Inspect and replay dead letters (events that could not be delivered)."""
+
+    common = [
+        click.option("--config", "config_path", default=None, help="sluice.yaml (for database_url)"),
+        click.option("--database-url", default=None, help="overrides $DATABASE_URL"),
+    ]
+
+    def with_db(f: Any) -> Any:
+        for opt in reversed(common):
+            f = opt(f)
+        return f
+
+    def _dsn(config_path: str | None, database_url: str | None) -> str:
+        config = (
+            _load(config_path)
+            if config_path
+            else (
+                _load("sluice.yaml")
+                if Path("sluice.yaml").exists() and not (database_url or os.environ.get("DATABASE_URL"))
+                else None
+            )
+        )
+        dsn = resolve_dsn(config, database_url)
+        try:
+            migrate(dsn)
+        except psycopg.OperationalError as e:
+            raise click.ClickException(
+                f"cannot reach the database at {redact_dsn(dsn)}: {str(e).strip().splitlines()[0]}"
+            ) from None
+        return dsn
+
+    @dlq.command("list")
+    @with_db
+    @click.option("--destination", default=None)
+    @click.option("--since", default=None, help="ISO time or age (30m, 2h, 7d)")
+    @click.option("--reason", default=None, help="substring of the reason")
+    @click.option("--all", "include_replayed", is_flag=True, help="include already replayed letters")
+    @click.option("--limit", default=100, show_default=True, type=int)
+    @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+    def dlq_list(
+        config_path: str | None,
+        database_url: str | None,
+        destination: str | None,
+        since: str | None,
+        reason: str | None,
+        include_replayed: bool,
+        limit: int,
+        as_json: bool,
+    ) -> None:
+        """List dead letters, oldest first."""
+        from pipeline.dlq.store import list_dead_letters
+
+        rows = list_dead_letters(
+            _dsn(config_path, database_url),
+            destination=destination,
+            since=_parse_since(since),
+            reason=reason,
+            include_replayed=include_replayed,
+            limit=limit,
+        )
+        if as_json:
+            for r in rows:
+                click.echo(json.dumps(_jsonable(r)))
+            return
+        if not rows:
+            click.echo("no dead letters match")
+            return
+        for r in rows:
+            replayed = f" replayed {r['replayed_at']:%Y-%m-%d %H:%M:%S}" if r["replayed_at"] else ""
+            click.echo(
+                f"{r['id']:>8}  {r['created_at']:%Y-%m-%d %H:%M:%S}  {r['destination']:<20} {r['stage']:<9} "
+                f"user={r['user_key']} status={r['last_status']} attempts={r['attempts']}{replayed}\n"
+                f"          {r['reason'][:200]}"
+            )
+
+    @dlq.command("show")
+    @with_db
+    @click.argument("dl_id", type=int)
+    def dlq_show(config_path: str | None, database_url: str | None, dl_id: int) -> None:
+        """Show one dead letter in full: event, last request, last response, reason."""
+        from pipeline.dlq.store import show_dead_letter
+
+        row = show_dead_letter(_dsn(config_path, database_url), dl_id)
+        if row is None:
+            raise click.ClickException(f"no dead letter with id {dl_id}; see `sluice dlq list`")
+        click.echo(json.dumps(_jsonable(row), indent=2))
+
+    @dlq.command("replay")
+    @with_db
+    @click.option("--id", "ids", multiple=True, type=int, help="dead letter id (repeatable)")
+    @click.option("--destination", default=None)
+    @click.option("--since", default=None, help="ISO time or age (30m, 2h, 7d)")
+    @click.option("--reason", default=None, help="substring of the reason")
+    @click.option("--all", "replay_all", is_flag=True, help="replay every unreplayed letter")
+    def dlq_replay(
+        config_path: str | None,
+        database_url: str | None,
+        ids: tuple[int, ...],
+        destination: str | None,
+        since: str | None,
+        reason: str | None,
+        replay_all: bool,
+    ) -> None:
+        """Re-enqueue dead letters as new delivery jobs, in their original order."""
+        from pipeline.dlq.store import replay
+
+        if not (ids or destination or since or reason or replay_all):
+            raise click.UsageError("say what to replay: --id, --destination, --since, --reason, or --all")
+        pairs = replay(
+            _dsn(config_path, database_url),
+            ids=list(ids) or None,
+            destination=destination,
+            since=_parse_since(since),
+            reason=reason,
+        )
+        click.echo(f"re-enqueued {len(pairs)} dead letter(s)")
+        for dl_id, job_id in pairs:
+            click.echo(f"  dead letter {dl_id} -> delivery job {job_id}")
+        if not pairs:
+            sys.exit(0)

@@ -1,0 +1,68 @@
+"""Dead letters over plain psycopg (the CLI is synchronous and short-lived).
+
+Replay inserts new delivery jobs, in the original event order, with ``requests`` left NULL so the
+router maps the stored event again with the connector and config it runs *now*: a replay after
+fixing either the vendor side or the destination config delivers the fixed form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from pipeline.queue.db import q
+
+
+def list_dead_letters(
+    dsn: str,
+    *,
+    destination: str | None = None,
+    since: dt.datetime | None = None,
+    reason: str | None = None,
+    include_replayed: bool = False,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    with psycopg.connect(dsn, row_factory=dict_row) as conn:
+        return conn.execute(
+            q("dlq_list"),
+            {
+                "destination": destination,
+                "since": since,
+                "reason": reason,
+                "include_replayed": include_replayed,
+                "limit": limit,
+            },
+        ).fetchall()
+
+
+def show_dead_letter(dsn: str, dl_id: int) -> dict[str, Any] | None:
+    with psycopg.connect(dsn, row_factory=dict_row) as conn:
+        return conn.execute(q("dlq_show"), {"id": dl_id}).fetchone()
+
+
+def replay(
+    dsn: str,
+    *,
+    ids: list[int] | None = None,
+    destination: str | None = None,
+    since: dt.datetime | None = None,
+    reason: str | None = None,
+) -> list[tuple[int, int]]:
+    """Re-enqueue matching, not yet replayed dead letters; returns (dead letter id, new job id) pairs."""
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        conn.execute(q("ensure_delivery_partitions"))
+        selected = [
+            r[0]
+            for r in conn.execute(
+                q("dlq_replay_select"),
+                {"ids": ids or None, "destination": destination, "since": since, "reason": reason},
+            ).fetchall()
+        ]
+        if not selected:
+            return []
+        rows = conn.execute(q("dlq_replay_insert"), {"ids": selected}).fetchall()
+        conn.execute(q("ensure_delivery_partitions"))
+        return sorted((r[0], r[1]) for r in rows)

@@ -1,0 +1,1 @@
+"""The HTTP gateway: Segment/RudderStack-compatible API, persist-before-ack with group commit."""

@@ -1,0 +1,348 @@
+"""Starlette routes of the gateway: ``/v1/*`` ingestion, ``/health``, ``/metrics``, ``/openapi.json``.
+
+Compatible with Segment and RudderStack clients: write key as the Basic-auth user name (or a body
+``writeKey``), gzip bodies, a JSON error body ``{"code", "message"}`` that their SDKs log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import json
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pipeline import metrics
+from pipeline.config import SluiceConfig
+from pipeline.gateway.events import EVENT_TYPES, EventError, iso, normalise
+from pipeline.gateway.writer import GroupWriter, Unavailable
+from pipeline.queue.db import copy_json, copy_text
+
+# Server-added fields (messageId, receivedAt, timestamp) may push an event at the client's own
+# 32 KB limit slightly over; they are not the client's fault.
+_SERVER_FIELDS_SLACK = 512
+_OK = b'{"success":true}'
+
+
+def _reject_constant(name: str) -> Any:
+    raise EventError(f"{name} is not valid JSON; send numbers as finite values or strings")
+
+
+def _error(status: int, code: str, message: str, retry_after: int | None = None) -> Response:
+    metrics.REQUESTS_REJECTED.labels(str(status)).inc()
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse(
+        {"success": False, "code": code, "message": message}, status_code=status, headers=headers
+    )
+
+
+class Gateway:
+    """The ingestion endpoints, bound to one config and one group writer."""
+
+    def __init__(self, config: SluiceConfig, writer: GroupWriter, is_ready: Callable[[], dict[str, Any]]):
+        self.config = config
+        self.writer = writer
+        self.is_ready = is_ready
+        self.sources = {s.write_key: s.name for s in config.sources}
+        self.max_request = config.gateway.max_request_bytes
+        self.max_event = config.gateway.max_event_bytes
+        self.max_unprocessed = config.gateway.max_unprocessed
+        self.unprocessed: Callable[[], int] = lambda: 0
+
+    def routes(self) -> list[Route]:
+        routes = [Route(f"/v1/{t}", self._endpoint(t), methods=["POST"]) for t in (*EVENT_TYPES, "batch")]
+        routes += [
+            Route("/health", self.health, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+        ]
+        return routes
+
+    def _endpoint(self, kind: str) -> Callable[[Request], Any]:
+        async def handler(request: Request) -> Response:
+            return await self.ingest(request, kind)
+
+        handler.__name__ = f"ingest_{kind}"
+        return handler
+
+    # -- ingestion --------------------------------------------------------------------------------
+    def _header_key(self, request: Request) -> str | None:
+        auth = request.headers.get("authorization")
+        if not auth:
+            return None
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(value.strip(), validate=False).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[0]
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.max_request
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise EventError(
+                f"the request is larger than {limit} bytes; send smaller batches", 413, "too_large"
+            )
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise EventError(
+                    f"the request is larger than {limit} bytes; send smaller batches", 413, "too_large"
+                )
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        if request.headers.get("content-encoding", "").lower() == "gzip":
+            try:
+                d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                body = d.decompress(body, limit + 1)
+            except zlib.error:
+                raise EventError("the body is marked Content-Encoding: gzip but is not valid gzip") from None
+            if len(body) > limit:
+                raise EventError(
+                    f"the decompressed request is larger than {limit} bytes; send smaller batches",
+                    413,
+                    "too_large",
+                )
+        return body
+
+    async def ingest(self, request: Request, kind: str) -> Response:
+        if not self.writer.connected:
+            return _error(503, "unavailable", "the queue database is unreachable; retry later", 5)
+        if self.max_unprocessed is not None and self.unprocessed() > self.max_unprocessed:
+            return _error(503, "backlog", "the pipeline is behind; retry later", 2)
+        header_key = self._header_key(request)
+        try:
+            body = await self._read_body(request)
+            if not body:
+                raise EventError("the request body is empty; send a JSON object")
+            try:
+                payload = json.loads(body, parse_constant=_reject_constant)
+            except (ValueError, RecursionError) as e:
+                raise EventError(f"the body is not valid JSON ({e}); send a JSON object") from None
+            if not isinstance(payload, dict):
+                raise EventError(f"the body must be a JSON object, got {type(payload).__name__}")
+            key = header_key or payload.get("writeKey")
+            if not key:
+                return _error(
+                    401,
+                    "unauthorized",
+                    "no write key; send it as the Basic-auth user name (empty password) or as writeKey",
+                )
+            source = self.sources.get(key) if isinstance(key, str) else None
+            if source is None:
+                return _error(
+                    401, "unauthorized", "unknown write key; check the source's write_key in sluice.yaml"
+                )
+            received = dt.datetime.now(dt.UTC)
+            received_iso = iso(received)
+            if kind == "batch":
+                events = payload.get("batch")
+                if not isinstance(events, list):
+                    raise EventError("a batch request needs a 'batch' array of events")
+                if not events:
+                    raise EventError("the batch is empty; send at least one event")
+                bctx = payload.get("context")
+                bint = payload.get("integrations")
+                if bctx is not None and not isinstance(bctx, dict):
+                    raise EventError("context must be a JSON object")
+                if bint is not None and not isinstance(bint, dict):
+                    raise EventError("integrations must be a JSON object")
+                sent_at = payload.get("sentAt")
+                for i, ev in enumerate(events):
+                    normalise(
+                        ev,
+                        etype=None,
+                        received=received,
+                        received_iso=received_iso,
+                        where=f"batch[{i}]",
+                        batch_sent_at=sent_at,
+                        batch_context=bctx,
+                        batch_integrations=bint,
+                    )
+                    if isinstance(ev, dict):
+                        ev.pop("writeKey", None)
+            else:
+                payload.pop("writeKey", None)
+                events = [
+                    normalise(payload, etype=kind, received=received, received_iso=received_iso, where=kind)
+                ]
+            prefix = copy_text(source) + "\t"
+            lines = []
+            limit = self.max_event + _SERVER_FIELDS_SLACK
+            for i, ev in enumerate(events):
+                text = json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
+                if len(text) > limit:
+                    raise EventError(
+                        f"event {i} is larger than {self.max_event} bytes; trim its properties",
+                        413,
+                        "too_large",
+                    )
+                if "\\u0000" in text:
+                    raise EventError(f"event {i} contains a NUL character (\\u0000), which cannot be stored")
+                lines.append(prefix + copy_json(text) + "\n")
+            try:
+                data = "".join(lines).encode("utf-8")
+            except UnicodeEncodeError:
+                raise EventError(
+                    "the body contains an unpaired UTF-16 surrogate; send valid Unicode"
+                ) from None
+        except EventError as e:
+            return _error(e.status, e.code, e.message)
+        try:
+            await self.writer.submit(data, len(events))
+        except Unavailable as e:
+            return _error(503, "unavailable", f"{e.reason}; retry later", e.retry_after)
+        except asyncio.CancelledError:
+            raise
+        metrics.EVENTS_ACCEPTED.labels(source).inc(len(events))
+        return Response(_OK, media_type="application/json")
+
+    # -- operations -------------------------------------------------------------------------------
+    async def health(self, request: Request) -> Response:
+        state = self.is_ready()
+        ok = state.get("ready") and self.writer.connected
+        state["database"] = "up" if self.writer.connected else "unreachable"
+        state["status"] = "ok" if ok else "unavailable"
+        return JSONResponse(state, status_code=200 if ok else 503)
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document(self.config))
+
+
+def openapi_document(config: SluiceConfig) -> dict[str, Any]:
+    """A hand-written OpenAPI 3.1 description of the gateway (what clients may send and get back)."""
+    error = {
+        "type": "object",
+        "properties": {
+            "success": {"type": "boolean"},
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    }
+    common = {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": list(EVENT_TYPES)},
+            "userId": {"type": "string"},
+            "anonymousId": {"type": "string"},
+            "messageId": {"type": "string"},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "originalTimestamp": {"type": "string", "format": "date-time"},
+            "sentAt": {"type": "string", "format": "date-time"},
+            "context": {"type": "object"},
+            "integrations": {"type": "object"},
+            "properties": {"type": "object"},
+            "traits": {"type": "object"},
+            "event": {"type": "string"},
+            "name": {"type": "string"},
+            "groupId": {"type": "string"},
+            "previousId": {"type": "string"},
+        },
+        "anyOf": [{"required": ["userId"]}, {"required": ["anonymousId"]}],
+    }
+    responses = {
+        "200": {"description": "persisted", "content": {"application/json": {"schema": {"type": "object"}}}},
+        "400": {"description": "invalid event", "content": {"application/json": {"schema": error}}},
+        "401": {
+            "description": "unknown or missing write key",
+            "content": {"application/json": {"schema": error}},
+        },
+        "413": {
+            "description": "event or request too large",
+            "content": {"application/json": {"schema": error}},
+        },
+        "503": {
+            "description": "queue unavailable; retry after Retry-After seconds",
+            "content": {"application/json": {"schema": error}},
+        },
+    }
+    paths: dict[str, Any] = {}
+    for t in EVENT_TYPES:
+        paths[f"/v1/{t}"] = {
+            "post": {
+                "operationId": t,
+                "summary": f"Send one {t} event",
+                "security": [{"writeKey": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
+                },
+                "responses": responses,
+            }
+        }
+    paths["/v1/batch"] = {
+        "post": {
+            "operationId": "batch",
+            "summary": "Send up to max_request_bytes of events",
+            "security": [{"writeKey": []}],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["batch"],
+                            "properties": {
+                                "batch": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": {"$ref": "#/components/schemas/Event"},
+                                },
+                                "context": {"type": "object"},
+                                "integrations": {"type": "object"},
+                                "sentAt": {"type": "string", "format": "date-time"},
+                                "writeKey": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": responses,
+        }
+    }
+    paths["/health"] = {
+        "get": {
+            "operationId": "health",
+            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
+        }
+    }
+    paths["/metrics"] = {
+        "get": {"operationId": "metrics", "responses": {"200": {"description": "Prometheus text"}}}
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Sluice gateway",
+            "version": "1",
+            "description": "Segment-compatible ingestion; events up to "
+            f"{config.gateway.max_event_bytes} bytes, "
+            f"requests up to {config.gateway.max_request_bytes} bytes.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {"Event": common},
+            "securitySchemes": {
+                "writeKey": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "write key as user name, empty password",
+                }
+            },
+        },
+    }

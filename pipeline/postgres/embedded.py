@@ -1,0 +1,424 @@
+"""A local Postgres for ``sluice up`` when no ``DATABASE_URL`` is configured.
+
+Why this exists: the pipeline's promise is "one command, no hosted control plane". A developer who runs
+``sluice up`` on a laptop (or a CI box) must get a durable queue without installing or configuring a
+database first. So we run a private Postgres cluster whose data lives in the project (``.sluice/pgdata``)
+and talk to it over a Unix socket only, which avoids port clashes and needs no passwords.
+
+Where the binaries come from, in order of preference:
+
+1. ``$SLUICE_PG_BINDIR`` when set (explicit beats clever);
+2. the ``pgserver`` pip package (a dependency of Sluice), so a fresh machine needs no apt at all;
+3. the machine's Postgres (``/usr/lib/postgresql/<ver>/bin``, newest first).
+
+Postgres refuses to run as root. When we are root (containers, CI) the cluster runs as an unprivileged
+user: ``postgres`` if the machine has it, otherwise a system user ``sluice-pg`` that we create.
+
+The functions are idempotent and safe to call from several processes at once (a file lock serialises
+start/stop), so test workers and a ``sluice up`` can share one instance.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import hashlib
+import importlib.util
+import logging
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("sluice.postgres")
+
+SUPERUSER = "postgres"
+DEFAULT_DATABASE = "sluice"
+# Unix-socket only: the port number just names the socket file (.s.PGSQL.<port>).
+SOCKET_PORT = 5432
+# The Linux limit for a Unix socket path is 107 bytes; leave room for "/.s.PGSQL.5432".
+_MAX_SOCKET_DIR_LEN = 90
+_FALLBACK_USER = "sluice-pg"
+
+# Settings appended to postgresql.conf at initdb time. Durability settings (fsync, synchronous_commit,
+# full_page_writes) stay at Postgres defaults on purpose: the gateway acknowledges only after commit,
+# and that promise is worthless if the commit is not on disk.
+_CONF = """
+# --- added by sluice (pipeline/postgres/embedded.py) ---
+listen_addresses = ''
+max_connections = 300
+shared_buffers = 128MB
+wal_buffers = 16MB
+max_wal_size = 2GB
+checkpoint_timeout = 15min
+log_min_messages = warning
+log_line_prefix = '%m [%p] '
+"""
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The local Postgres could not be found, initialised or started; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class _Runner:
+    bindir: Path
+    user: str | None  # None: run as the current (non-root) user
+
+    def run(
+        self, args: list[str], *, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess:
+        kwargs: dict = {}
+        if self.user is not None:
+            pw = pwd.getpwnam(self.user)
+            kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+        env = dict(os.environ)
+        env.pop("PGDATA", None)
+        env["LC_ALL"] = "C.UTF-8" if _has_locale("C.UTF-8") else "C"
+        # temp files: postgres tools may need a writable cwd/TMPDIR when running as another user
+        proc = subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            timeout=timeout,
+            cwd="/",
+            env=env,
+            **kwargs,
+        )
+        if check and proc.returncode != 0:
+            raise EmbeddedPostgresError(
+                f"`{' '.join(args)}` failed (exit {proc.returncode}):\n{proc.stdout.strip()[-2000:]}"
+            )
+        return proc
+
+
+def _has_locale(name: str) -> bool:
+    try:
+        out = subprocess.run(["locale", "-a"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return name.lower().replace("-", "") in out.lower().replace("-", "")
+
+
+def _candidate_bindirs() -> list[Path]:
+    out: list[Path] = []
+    env = os.environ.get("SLUICE_PG_BINDIR")
+    if env:
+        out.append(Path(env))
+    # Locate pgserver's bundled binaries without importing it (its import has side effects we do not need).
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.origin:
+        out.append(Path(spec.origin).parent / "pginstall" / "bin")
+
+    def _ver(p: str) -> float:
+        try:
+            return float(Path(p).parent.name)
+        except ValueError:
+            return 0.0
+
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_ver, reverse=True):
+        out.append(Path(d))
+    needed = ("postgres", "initdb", "pg_ctl")
+    return [d for d in out if all((d / exe).exists() for exe in needed)]
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _service_user() -> str | None:
+    """The unprivileged user the cluster runs as, creating one if we are root and none exists."""
+    if not _is_root():
+        return None
+    for name in ("postgres", _FALLBACK_USER):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    try:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _FALLBACK_USER],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise EmbeddedPostgresError(
+            "Postgres refuses to run as root and no 'postgres' user exists; creating user "
+            f"'{_FALLBACK_USER}' failed ({exc}). Create an unprivileged user named 'postgres', "
+            "or set DATABASE_URL to an existing server."
+        ) from exc
+    return _FALLBACK_USER
+
+
+def _grant_traverse(path: Path) -> None:
+    """Let other users traverse (o+x, not read) every parent of ``path``, so the service user reaches it."""
+    for parent in [path, *path.parents]:
+        try:
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                parent.chmod(mode | stat.S_IXOTH)
+                log.warning("granted o+x on %s so the Postgres service user can reach %s", parent, path)
+        except OSError:
+            pass
+
+
+def _pick_runner() -> _Runner:
+    user = _service_user()
+    tried: list[str] = []
+    for bindir in _candidate_bindirs():
+        runner = _Runner(bindir=bindir, user=user)
+        if user is not None:
+            _grant_traverse(bindir)
+            _grant_traverse(bindir.parent / "lib")
+        try:
+            res = runner.run(["postgres", "--version"], timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            tried.append(f"{bindir}: {exc}")
+            continue
+        if res.returncode == 0:
+            return runner
+        tried.append(f"{bindir}: {res.stdout.strip()[:200]}")
+    detail = "; ".join(tried) or "none found"
+    raise EmbeddedPostgresError(
+        "No usable Postgres binaries for the local database (tried: "
+        f"{detail}). Fix: `pip install pgserver` (bundled binaries), or install Postgres "
+        "(e.g. `apt-get install postgresql`), or set SLUICE_PG_BINDIR, "
+        "or set DATABASE_URL to an existing server."
+    )
+
+
+def _socket_dir(data_dir: Path) -> Path:
+    """Socket next to the data when the path is short enough, else a per-data-dir folder in /tmp."""
+    preferred = data_dir.parent / ("run" if data_dir.name == "pgdata" else f"{data_dir.name}.run")
+    if len(str(preferred)) <= _MAX_SOCKET_DIR_LEN:
+        return preferred
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"sluice-pg-{digest}"
+
+
+@contextmanager
+def _locked(data_dir: Path) -> Iterator[None]:
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = data_dir.parent / f".{data_dir.name}.lock"
+    with open(lock_path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _read_postmaster(data_dir: Path) -> tuple[int, Path, int] | None:
+    """(pid, socket dir, port) of a *running* postmaster for this data dir, else None."""
+    pid_file = data_dir / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+    except OSError:
+        return None
+    if len(lines) < 5:
+        return None
+    try:
+        pid = int(lines[0].strip())
+        port = int(lines[3].strip())
+    except ValueError:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by the service user
+    sock = Path(lines[4].strip().split(",")[0]) if lines[4].strip() else _socket_dir(data_dir)
+    if not (sock / f".s.PGSQL.{port}").exists():
+        return None
+    return pid, sock, port
+
+
+def dsn_for(socket_dir: Path, port: int = SOCKET_PORT, dbname: str = DEFAULT_DATABASE) -> str:
+    """A libpq URL for a Unix-socket server (accepted by psycopg, psql and DATABASE_URL)."""
+    return f"postgresql://{SUPERUSER}@/{dbname}?host={socket_dir}&port={port}"
+
+
+def _wait_ready(dsn: str, timeout: float) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(dsn, connect_timeout=3, autocommit=True) as conn:
+                conn.execute("SELECT 1")
+                return
+        except psycopg.Error as exc:
+            last = exc
+            time.sleep(0.1)
+    raise EmbeddedPostgresError(f"local Postgres did not accept connections within {timeout:.0f}s: {last}")
+
+
+def _ensure_database(socket_dir: Path, port: int, dbname: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn_for(socket_dir, port, "postgres"), autocommit=True, connect_timeout=10) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(dbname)))
+            except psycopg.errors.DuplicateDatabase:
+                pass
+
+
+def ensure_local_postgres(data_dir: Path, *, dbname: str = DEFAULT_DATABASE, timeout: float = 60) -> str:
+    """Start (or reuse) the project-local Postgres whose data lives in ``data_dir``; return its DSN.
+
+    ``data_dir`` may be the data folder itself (``.sluice/pgdata``) or its parent (``.sluice``): a folder
+    that is not a cluster and is not named ``pgdata`` gets ``pgdata`` appended, so
+    ``ensure_local_postgres(Path('.sluice'))`` keeps the data in ``.sluice/pgdata``.
+    Idempotent: a running instance for the same data is reused, a stopped one is started, a missing one is
+    created with ``initdb``. The database ``dbname`` is created if missing.
+    """
+    data_dir = Path(data_dir).expanduser().resolve()
+    if not (data_dir / "PG_VERSION").exists() and data_dir.name != "pgdata":
+        data_dir = data_dir / "pgdata"
+    with _locked(data_dir):
+        running = _read_postmaster(data_dir)
+        if running is None:
+            _start(data_dir, timeout)
+            running = _read_postmaster(data_dir)
+            if running is None:
+                raise EmbeddedPostgresError(
+                    f"local Postgres in {data_dir} reported started but has no socket; see {data_dir}/log/"
+                )
+        _, sock, port = running
+        _wait_ready(dsn_for(sock, port, "postgres"), timeout)
+        _ensure_database(sock, port, dbname)
+        return dsn_for(sock, port, dbname)
+
+
+def _start(data_dir: Path, timeout: float) -> None:
+    runner = _pick_runner()
+    user = runner.user
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if user is not None:
+        _grant_traverse(data_dir.parent)
+    pw = pwd.getpwnam(user) if user else None
+
+    if not (data_dir / "PG_VERSION").exists():
+        if data_dir.exists() and any(data_dir.iterdir()):
+            raise EmbeddedPostgresError(
+                f"{data_dir} exists and is not empty but is not a Postgres data folder. "
+                "Move it away or delete it, then run again."
+            )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if pw:
+            os.chown(data_dir, pw.pw_uid, pw.pw_gid)
+        data_dir.chmod(0o700)
+        log.info("initialising local Postgres in %s (binaries: %s)", data_dir, runner.bindir)
+        runner.run(
+            ["initdb", "-D", str(data_dir), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
+             "--no-instructions"],
+            timeout=max(timeout, 120),
+        )
+        with open(data_dir / "postgresql.conf", "a") as fh:
+            fh.write(_CONF)
+
+    sock = _socket_dir(data_dir)
+    sock.mkdir(parents=True, exist_ok=True)
+    logdir = data_dir.parent / "pglog"
+    logdir.mkdir(parents=True, exist_ok=True)
+    if pw:
+        for d in (sock, logdir):
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        _grant_traverse(sock)
+    # A crashed server can leave a stale postmaster.pid; postgres itself detects and replaces it.
+    opts = f"-k {sock} -p {SOCKET_PORT} -c listen_addresses=''"
+    res = runner.run(
+        ["pg_ctl", "-D", str(data_dir), "-w", "-t", str(int(timeout)), "-l", str(logdir / "server.log"),
+         "-o", opts, "start"],
+        timeout=timeout + 30,
+        check=False,
+    )
+    if res.returncode != 0:
+        tail = ""
+        try:
+            tail = (logdir / "server.log").read_text()[-2000:]
+        except OSError:
+            pass
+        raise EmbeddedPostgresError(
+            f"could not start local Postgres in {data_dir}: {res.stdout.strip()[-1000:]}\n{tail}\n"
+            f"Fix the problem above, or delete {data_dir} to start from scratch, or set DATABASE_URL."
+        )
+    log.info("local Postgres started: data %s, socket %s", data_dir, sock)
+
+
+def stop_local_postgres(data_dir: Path, *, mode: str = "fast", timeout: float = 60) -> bool:
+    """Stop the local Postgres for ``data_dir`` (same path rules as ``ensure_local_postgres``).
+
+    Returns True if a server was running. ``mode`` is pg_ctl's shutdown mode: ``fast`` (default, rolls
+    back open transactions cleanly) or ``immediate`` (like a crash; used by fault tests).
+    """
+    data_dir = Path(data_dir).expanduser().resolve()
+    if not (data_dir / "PG_VERSION").exists() and data_dir.name != "pgdata":
+        data_dir = data_dir / "pgdata"
+    with _locked(data_dir):
+        running = _read_postmaster(data_dir)
+        if running is None:
+            return False
+        pid = running[0]
+        try:
+            runner = _pick_runner()
+            res = runner.run(
+                ["pg_ctl", "-D", str(data_dir), "-m", mode, "-w", "-t", str(int(timeout)), "stop"],
+                timeout=timeout + 30,
+                check=False,
+            )
+            if res.returncode == 0:
+                return True
+            log.warning("pg_ctl stop failed (%s); signalling postmaster %s", res.stdout.strip(), pid)
+        except EmbeddedPostgresError as exc:
+            log.warning("%s; signalling postmaster %s", exc, pid)
+        try:
+            os.kill(pid, signal.SIGQUIT if mode == "immediate" else signal.SIGINT)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.1)
+        raise EmbeddedPostgresError(f"local Postgres (pid {pid}) did not stop within {timeout:.0f}s")
+
+
+def local_postgres_status(data_dir: Path) -> dict:
+    """What ``sluice`` can show about the local database: running or not, and where."""
+    data_dir = Path(data_dir).expanduser().resolve()
+    if not (data_dir / "PG_VERSION").exists() and data_dir.name != "pgdata":
+        data_dir = data_dir / "pgdata"
+    running = _read_postmaster(data_dir)
+    if running is None:
+        return {"data_dir": str(data_dir), "running": False}
+    pid, sock, port = running
+    return {"data_dir": str(data_dir), "running": True, "pid": pid, "dsn": dsn_for(sock, port)}
+
+
+def remove_local_postgres(data_dir: Path) -> None:
+    """Stop and delete a local cluster (tests use this for throwaway instances)."""
+    data_dir = Path(data_dir).expanduser().resolve()
+    if not (data_dir / "PG_VERSION").exists() and data_dir.name != "pgdata":
+        data_dir = data_dir / "pgdata"
+    stop_local_postgres(data_dir, mode="immediate")
+    shutil.rmtree(data_dir, ignore_errors=True)
+    shutil.rmtree(_socket_dir(data_dir), ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The processor: gateway jobs → deduplicated, routed, mapped delivery jobs, in one transaction."""

@@ -1,0 +1,1 @@
+"""The Postgres queue: numbered migrations, named queries, and the small runner around them."""

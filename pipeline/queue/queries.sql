@@ -1,0 +1,179 @@
+-- Named queries used by the pipeline. Python loads them by name (see pipeline/queue/db.py) and
+-- never builds SQL by string concatenation. Parameters are psycopg named placeholders.
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: migrations_lock
+SELECT pg_advisory_xact_lock(hashtext('sluice.migrations'));
+
+-- name: migrations_applied
+SELECT version FROM sluice_schema_migrations ORDER BY version;
+
+-- name: migration_record
+INSERT INTO sluice_schema_migrations (version, name) VALUES (%(version)s, %(name)s);
+
+-- name: ping
+SELECT 1;
+
+-- name: try_leader_lock
+SELECT pg_try_advisory_lock(hashtext(%(key)s));
+
+-- name: gateway_commit_lock
+-- Serialises gateway commits so ids become visible in id order (the processor reads by id cursor).
+SELECT pg_advisory_xact_lock(hashtext('sluice.gateway.commit'));
+
+-- name: gateway_copy
+COPY gateway_jobs (source, event) FROM STDIN;
+
+-- name: ensure_gateway_partitions
+SELECT sluice_ensure_id_partitions('gateway_jobs', 'gateway_jobs_id_seq', 'gateway_partition_size');
+
+-- name: ensure_delivery_partitions
+SELECT sluice_ensure_id_partitions('delivery_jobs', 'delivery_jobs_id_seq', 'delivery_partition_size');
+
+-- name: ensure_dedupe_partitions
+SELECT sluice_ensure_dedupe_partitions();
+
+-- name: drop_finished_partitions
+SELECT sluice_drop_finished_partitions(%(dedupe_window_s)s);
+
+-- name: set_lock_timeout
+SET LOCAL lock_timeout = '200ms';
+
+-- name: processor_cursor
+SELECT last_id FROM processor_cursor WHERE name = 'processor';
+
+-- name: processor_read
+SELECT id, source, event FROM gateway_jobs WHERE id > %(after)s ORDER BY id LIMIT %(limit)s;
+
+-- name: processor_advance
+UPDATE processor_cursor SET last_id = %(to)s, updated_at = now()
+ WHERE name = 'processor' AND last_id = %(from)s;
+
+-- name: dedupe_seen
+SELECT DISTINCT message_id FROM dedupe_keys
+ WHERE message_id = ANY(%(ids)s) AND seen_at > now() - make_interval(secs => %(window_s)s);
+
+-- name: dedupe_insert
+INSERT INTO dedupe_keys (message_id, bucket)
+SELECT m, floor(extract(epoch FROM now()) / (SELECT value FROM sluice_queue_settings WHERE name = 'dedupe_bucket_s'))
+  FROM unnest(%(ids)s::text[]) AS m;
+
+-- name: delivery_copy
+COPY delivery_jobs (destination, user_key, message_id, gateway_job_id, event, requests) FROM STDIN;
+
+-- name: transform_dead_letters
+INSERT INTO dead_letters (stage, gateway_job_id, destination, user_key, message_id, event, reason)
+SELECT 'transform', g, d, u, m, e::jsonb, r
+  FROM unnest(%(gateway_ids)s::bigint[], %(destinations)s::text[], %(users)s::text[], %(message_ids)s::text[],
+              %(events)s::text[], %(reasons)s::text[]) AS t(g, d, u, m, e, r);
+
+-- name: router_fresh
+SELECT id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS event, attempts, first_attempt_at
+  FROM delivery_jobs
+ WHERE destination = %(destination)s AND state = 'pending' AND id > %(after)s
+ ORDER BY id LIMIT %(limit)s;
+
+-- name: router_backlog
+-- Pending jobs, below the fresh cursor, of users whose earlier failed job has just been resolved.
+SELECT id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS event, attempts, first_attempt_at
+  FROM delivery_jobs
+ WHERE destination = %(destination)s AND state = 'pending' AND user_key = ANY(%(users)s) AND id <= %(upto)s
+ ORDER BY id LIMIT %(limit)s;
+
+-- name: router_retry_heads
+-- Per user, the earliest failed job, if it is due. Later failed jobs of the same user wait their turn.
+SELECT * FROM (
+    SELECT DISTINCT ON (user_key) id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS event,
+           attempts, first_attempt_at, next_attempt_at
+      FROM delivery_jobs
+     WHERE destination = %(destination)s AND state = 'failed'
+     ORDER BY user_key, id
+) heads
+ WHERE next_attempt_at <= now()
+ ORDER BY id LIMIT %(limit)s;
+
+-- name: router_retry_due
+-- Unordered destinations: every due failed job.
+SELECT id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS event, attempts, first_attempt_at
+  FROM delivery_jobs
+ WHERE destination = %(destination)s AND state = 'failed' AND next_attempt_at <= now()
+ ORDER BY id LIMIT %(limit)s;
+
+-- name: router_blocked_users
+SELECT DISTINCT user_key FROM delivery_jobs WHERE destination = %(destination)s AND state = 'failed';
+
+-- name: router_next_due
+SELECT min(next_attempt_at) FROM delivery_jobs WHERE destination = %(destination)s AND state = 'failed';
+
+-- name: router_update
+-- One statement records every outcome of a round.
+UPDATE delivery_jobs j
+   SET state = u.state,
+       attempts = u.attempts,
+       next_attempt_at = u.next_at,
+       first_attempt_at = coalesce(j.first_attempt_at, u.attempted_at),
+       last_attempt_at = u.attempted_at,
+       last_status = u.status,
+       last_error = u.error
+  FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(attempts)s::int[], %(next_at)s::timestamptz[],
+              %(attempted_at)s::timestamptz[], %(statuses)s::int[], %(errors)s::text[])
+       AS u(id, state, attempts, next_at, attempted_at, status, error)
+ WHERE j.id = u.id;
+
+-- name: router_dead_letters
+INSERT INTO dead_letters (stage, job_id, gateway_job_id, destination, user_key, message_id, event,
+                          last_request, last_status, last_response, reason, attempts)
+SELECT 'delivery', j.id, j.gateway_job_id, j.destination, j.user_key, j.message_id, j.event,
+       u.request::jsonb, u.status, u.response, u.reason, j.attempts
+  FROM unnest(%(ids)s::bigint[], %(requests)s::text[], %(statuses)s::int[], %(responses)s::text[],
+              %(reasons)s::text[]) AS u(id, request, status, response, reason)
+  JOIN delivery_jobs j ON j.id = u.id
+ ORDER BY j.id;
+
+-- name: dlq_list
+SELECT id, stage, job_id, gateway_job_id, destination, user_key, message_id, last_status, reason, attempts,
+       created_at, replayed_at
+  FROM dead_letters
+ WHERE (%(destination)s::text IS NULL OR destination = %(destination)s)
+   AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+   AND (%(reason)s::text IS NULL OR reason ILIKE '%%' || %(reason)s || '%%')
+   AND (%(include_replayed)s OR replayed_at IS NULL)
+ ORDER BY id LIMIT %(limit)s;
+
+-- name: dlq_show
+SELECT * FROM dead_letters WHERE id = %(id)s;
+
+-- name: dlq_replay_select
+SELECT id FROM dead_letters
+ WHERE replayed_at IS NULL
+   AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s))
+   AND (%(destination)s::text IS NULL OR destination = %(destination)s)
+   AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+   AND (%(reason)s::text IS NULL OR reason ILIKE '%%' || %(reason)s || '%%')
+ ORDER BY coalesce(gateway_job_id, 0), coalesce(job_id, 0), id
+ FOR UPDATE;
+
+-- name: dlq_replay_insert
+-- Re-enqueue as new delivery jobs, in original order; requests NULL so the current connector re-maps.
+WITH src AS (
+    SELECT d.*, o.ord FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS o(id, ord)
+      JOIN dead_letters d ON d.id = o.id
+), ins AS (
+    INSERT INTO delivery_jobs (destination, user_key, message_id, gateway_job_id, event, requests, replay_of)
+    SELECT destination, user_key, message_id, gateway_job_id, event, NULL, id FROM src ORDER BY ord
+    RETURNING id, replay_of
+)
+UPDATE dead_letters d SET replayed_at = now(), replay_job_id = ins.id FROM ins WHERE d.id = ins.replay_of
+RETURNING d.id, ins.id AS job_id;
+
+-- name: queue_stats
+SELECT destination, state, count(*) AS n FROM delivery_jobs GROUP BY destination, state ORDER BY 1, 2;
+
+-- name: gateway_backlog
+SELECT (SELECT last_value FROM gateway_jobs_id_seq) - (SELECT last_id FROM processor_cursor WHERE name = 'processor');

@@ -1,0 +1,357 @@
+"""Fixture cases and their cassettes: loading, running, redacting, building.
+
+A *case* is one hand-written ``integrations/<name>/fixtures/<case>.json``: a
+config, an event, a pinned clock, and either the vendor's documented answer
+(``response``) or the error the connector must raise (``expect_error``).
+A *cassette* (``cassettes/<name>/<case>.yaml``, vcrpy format) freezes what
+the connector sent for that case together with the documented answer, so a
+later change in mapping shows up as a replay mismatch instead of passing
+silently. Secrets are redacted on write, and the same redaction is applied
+to live requests before matching, so a cassette never needs a real key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import yaml
+
+from sdk import __version__
+from sdk.connector import Connector
+from sdk.context import TransformContext
+from sdk.delivery import USER_AGENT, build_kwargs
+from sdk.registry import integrations_dir
+from sdk.request import VendorRequest
+
+PLACEHOLDER = "<REDACTED>"
+CASSETTE_SOURCE = "vendor documentation examples; built offline, no live endpoint"
+TODO_MARK = "TODO"
+
+# Header and query names whose values are credentials whatever the spec says.
+SENSITIVE_NAME = re.compile(
+    r"(?i)(authori[sz]ation|api[-_]?key|api[-_]?secret|secret|token|password|passwd|credential|signature"
+    r"|(^|[-_])key$)"
+)
+# Settings names that look like credentials; the linter insists these are marked `secret: true`.
+SECRET_LIKE_SETTING = re.compile(r"(?i)(api_?key|secret|token|password|passwd|credential|private_?key)")
+# Transport headers httpx adds on its own; they say nothing about the connector.
+TRANSPORT_HEADERS = {"host", "accept", "accept-encoding", "connection", "content-length", "user-agent"}
+
+
+def cassettes_dir(root: Path | None = None) -> Path:
+    """``cassettes/`` next to the integrations folder (honours ``SLUICE_INTEGRATIONS_DIR``)."""
+    return (root or integrations_dir()).resolve().parent / "cassettes"
+
+
+@dataclass
+class Case:
+    """One fixture file, parsed; ``problems`` says what to fix."""
+
+    integration: str
+    name: str
+    path: Path
+    description: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    event: dict[str, Any] = field(default_factory=dict)
+    now: str | None = None
+    response: dict[str, Any] | None = None
+    expect_error: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def event_type(self) -> str:
+        t = self.event.get("type") if isinstance(self.event, dict) else None
+        return str(t).strip().lower() if isinstance(t, str) else ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.integration}-{self.name}"
+
+    def context(self) -> TransformContext:
+        seed = str(self.event.get("messageId") or "") if isinstance(self.event, dict) else ""
+        return TransformContext.at(self.now or "2024-01-01T00:00:00Z", seed=seed)
+
+    def run(self, connector: Connector) -> list[VendorRequest]:
+        """Transform the case's event the way production would, with the case's pinned clock."""
+        return connector.transform(self.event, self.config, self.context())
+
+
+def _has_todo(value: Any) -> bool:
+    if isinstance(value, str):
+        return TODO_MARK in value
+    if isinstance(value, dict):
+        return any(_has_todo(k) or _has_todo(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_todo(v) for v in value)
+    return False
+
+
+def load_case(path: Path, integration: str) -> Case:
+    case = Case(integration=integration, name=path.stem, path=path)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        case.problems.append(f"{path}: not valid JSON ({e}); fix the file")
+        return case
+    if not isinstance(raw, dict):
+        case.problems.append(f"{path}: a fixture is a JSON object with config, event, now and response")
+        return case
+    case.description = str(raw.get("description") or "")
+    case.config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
+    case.event = raw.get("event") if isinstance(raw.get("event"), dict) else {}
+    case.now = raw.get("now")
+    case.response = raw.get("response") if isinstance(raw.get("response"), dict) else None
+    case.expect_error = raw.get("expect_error")
+    if not case.description:
+        case.problems.append(f'{path}: add a "description" saying what this case shows')
+    if not isinstance(raw.get("config"), dict):
+        case.problems.append(f'{path}: "config" must be an object of destination settings (fake credentials)')
+    if not isinstance(raw.get("event"), dict) or not case.event_type:
+        case.problems.append(f'{path}: "event" must be an object with a "type" (track, identify, ...)')
+    if case.response is None and not case.expect_error:
+        case.problems.append(
+            f'{path}: give either "response" (the vendor\'s documented success answer: status, '
+            'headers, body) '
+            f'or "expect_error" (e.g. "instrumentation_error")'
+        )
+    if case.response is not None and not isinstance(case.response.get("status"), int):
+        case.problems.append(
+            f"{path}: response.status must be the HTTP status the vendor documents, e.g. 200"
+        )
+    if _has_todo(raw):
+        case.problems.append(
+            f"{path}: still contains {TODO_MARK} placeholders; replace them with a real example event, fake "
+            f"credentials and the vendor's documented response"
+        )
+    return case
+
+
+def load_cases(folder: Path) -> list[Case]:
+    fx = folder / "fixtures"
+    if not fx.is_dir():
+        return []
+    return [load_case(p, folder.name) for p in sorted(fx.glob("*.json"))]
+
+
+# --------------------------------------------------------------------------------------------------
+# Redaction
+# --------------------------------------------------------------------------------------------------
+def secret_values(connector: Connector, configs: list[dict[str, Any]]) -> list[str]:
+    """Every value of a ``secret: true`` setting across ``configs``, longest first (so substrings go last)."""
+    names = connector.spec.secret_settings()
+    out: set[str] = set()
+    for cfg in configs:
+        for n in names:
+            v = cfg.get(n)
+            if isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip():
+                out.add(str(v))
+    return sorted(out, key=len, reverse=True)
+
+
+class Redactor:
+    """Replaces credentials: secret setting values anywhere, sensitive headers and params whole."""
+
+    def __init__(self, secrets: list[str]):
+        self.secrets = [s for s in secrets if len(s) >= 3]
+
+    def text(self, s: str) -> str:
+        for v in self.secrets:
+            if v in s:
+                s = s.replace(v, PLACEHOLDER)
+        return s
+
+    def url(self, url: str) -> str:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        query = [(k, PLACEHOLDER if SENSITIVE_NAME.search(k) else self.text(v)) for k, v in query]
+        netloc = parts.netloc
+        if "@" in netloc:
+            netloc = PLACEHOLDER + "@" + netloc.split("@", 1)[1]
+        rebuilt = urlunsplit(
+            (parts.scheme, netloc, self.text(parts.path), urlencode(query, safe="<>"), parts.fragment)
+        )
+        return rebuilt
+
+    def header(self, name: str, value: str) -> str:
+        if SENSITIVE_NAME.search(name):
+            return PLACEHOLDER
+        return self.text(value)
+
+    def vcr_request(self, request: Any) -> Any:
+        """vcrpy ``before_record_request`` hook: used on write AND on replay, so both sides match."""
+        request.uri = self.url(request.uri)
+        for k in list(request.headers):
+            request.headers[k] = self.header(k, str(request.headers[k]))
+        body = request.body
+        if body:
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+            request.body = self.text(text).encode()
+        return request
+
+    def vcr_response(self, response: dict[str, Any]) -> dict[str, Any]:
+        body = response.get("body", {}).get("string")
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        if isinstance(body, str):
+            response["body"]["string"] = self.text(body)
+        headers = response.get("headers", {})
+        for k, vals in list(headers.items()):
+            headers[k] = [self.header(k, str(v)) for v in vals]
+        return response
+
+
+# --------------------------------------------------------------------------------------------------
+# Cassettes
+# --------------------------------------------------------------------------------------------------
+def cassette_path(case: Case, root: Path | None = None) -> Path:
+    return cassettes_dir(root) / case.integration / f"{case.name}.yaml"
+
+
+def wire_request(req: VendorRequest) -> dict[str, Any]:
+    """The request as it goes on the wire (URL with query, headers, body text): what a cassette stores."""
+    import httpx
+
+    kw = build_kwargs(req, None)
+    built = httpx.Request(
+        kw["method"], kw["url"], params=kw["params"], headers=kw["headers"], content=kw.get("content")
+    )
+    headers = {k: v for k, v in kw["headers"].items() if k.lower() not in TRANSPORT_HEADERS}
+    return {
+        "method": built.method,
+        "uri": str(built.url),
+        "headers": headers,
+        "body": (kw.get("content") or b"").decode("utf-8"),
+    }
+
+
+def _response_body_text(body: Any) -> str:
+    if body is None:
+        return ""
+    if isinstance(body, str):
+        return body
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def build_cassette(
+    connector: Connector, case: Case, expected_outcome: str, secrets: list[str]
+) -> dict[str, Any]:
+    """The cassette dict for ``case``: one interaction per produced request, all answered by the fixture."""
+    requests = case.run(connector)
+    red = Redactor(secrets)
+    resp = case.response or {}
+    status = int(resp.get("status", 200))
+    try:
+        message = HTTPStatus(status).phrase
+    except ValueError:
+        message = ""
+    interactions = []
+    for req in requests:
+        w = wire_request(req)
+        headers = {k: [red.header(k, str(v))] for k, v in sorted(w["headers"].items())}
+        interactions.append(
+            {
+                "request": {
+                    "method": w["method"],
+                    "uri": red.url(w["uri"]),
+                    "headers": headers,
+                    # "" not None: a body-less request (DELETE) replays as b"", which None never matches
+                    "body": red.text(w["body"]),
+                },
+                "response": red.vcr_response(
+                    {
+                        "status": {"code": status, "message": message},
+                        "headers": {k: [str(v)] for k, v in (resp.get("headers") or {}).items()},
+                        "body": {"string": _response_body_text(resp.get("body"))},
+                    }
+                ),
+            }
+        )
+    provenance = {
+        "recorded_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "source": CASSETTE_SOURCE,
+        "fixture": f"integrations/{case.integration}/fixtures/{case.name}.json",
+        "integration": case.integration,
+        "vendor_api_version": connector.spec.vendor.api_version,
+        "vendor_docs": list(connector.spec.vendor.docs),
+        "sdk_version": __version__,
+        "user_agent": USER_AGENT,
+        "redacted": PLACEHOLDER,
+        "expected_classification": expected_outcome,
+    }
+    return {"interactions": interactions, "version": 1, "metadata": {"provenance": provenance}}
+
+
+def dump_cassette(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def read_cassette(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or "interactions" not in data:
+        raise ValueError(f"{path} is not a vcrpy cassette; rebuild it with `sluice cassettes build`")
+    return data
+
+
+def provenance(data: dict[str, Any]) -> dict[str, Any]:
+    return ((data.get("metadata") or {}).get("provenance")) or {}
+
+
+def build_cassettes(
+    connector: Connector, folder: Path, root: Path | None = None, errors: list[str] | None = None
+) -> list[Path]:
+    """(Re)write every cassette of one integration from its fixtures. Error cases get none.
+
+    A success fixture the connector rejects is reported in ``errors`` (and gets no cassette) rather than
+    stopping the build, so one broken case does not hide the others.
+    """
+    from sdk.errors import SluiceError
+
+    cases = load_cases(folder)
+    secrets = secret_values(connector, [c.config for c in cases])
+    out_dir = cassettes_dir(root) / folder.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    wanted = set()
+    for case in cases:
+        if case.expect_error or case.response is None or case.problems:
+            continue
+        resp = case.response
+        outcome = connector.classify(
+            int(resp.get("status", 200)), resp.get("headers") or {}, _response_body_text(resp.get("body"))
+        ).outcome.value
+        try:
+            data = build_cassette(connector, case, outcome, secrets)
+        except SluiceError as e:
+            if errors is not None:
+                errors.append(f"{case.path.name}: {e.type}: {e.message}")
+            continue
+        path = out_dir / f"{case.name}.yaml"
+        text = dump_cassette(data)
+        if path.exists():
+            # Keep recorded_at stable when nothing else changed, so rebuilding is idempotent for git.
+            try:
+                old = read_cassette(path)
+                data["metadata"]["provenance"]["recorded_at"] = provenance(old).get("recorded_at")
+                if dump_cassette(old) == dump_cassette(data):
+                    text = dump_cassette(old)
+                else:
+                    data["metadata"]["provenance"]["recorded_at"] = build_cassette(
+                        connector, case, outcome, secrets
+                    )["metadata"]["provenance"]["recorded_at"]
+                    text = dump_cassette(data)
+            except (ValueError, yaml.YAMLError):
+                pass
+        path.write_text(text)
+        written.append(path)
+        wanted.add(path.name)
+    for stale in out_dir.glob("*.yaml"):
+        if stale.name not in wanted:
+            stale.unlink()
+    return written

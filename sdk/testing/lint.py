@@ -1,0 +1,156 @@
+"""Spec lint: everything about an integration folder that can be checked without sending a request.
+
+Each problem is one sentence naming the file and key to change and how, because
+the reader is a contributor who just ran ``sluice validate`` or the contract suite.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import jsonschema
+
+from sdk.connector import MAPPER_HOOKS, Connector, _load_mapper, load_spec
+from sdk.errors import SluiceError
+from sdk.testing.cases import SECRET_LIKE_SETTING, load_cases
+
+HOOK_ARITY = {"prepare": 2, "post_map": 3, "transform": 2, "batch": 2}
+_SETTING_REF = re.compile(r"settings\.([A-Za-z0-9_]+)")
+
+
+def lint_integration(folder: Path) -> list[str]:
+    """All lint problems of ``folder`` (empty list: lint passes)."""
+    problems: list[str] = []
+    spec_path = folder / "spec.yaml"
+    rel = f"integrations/{folder.name}"
+    try:
+        spec = load_spec(spec_path)
+    except SluiceError as e:
+        return [e.message]
+    if spec.name != folder.name:
+        problems.append(f"{rel}/spec.yaml name: is {spec.name!r}; set it to the folder name {folder.name!r}")
+    try:
+        Connector(spec, folder, None)
+    except SluiceError as e:
+        problems.append(f"{rel}/spec.yaml: does not compile: {e.message}")
+
+    for ep in spec.contract.required if spec.contract else {}:
+        if ep not in spec.endpoints:
+            problems.append(f"{rel}/spec.yaml contract.required.{ep}: no such endpoint; use one of "
+                            f"{sorted(spec.endpoints)}")
+
+    # settings schema
+    settings = spec.settings or {}
+    try:
+        jsonschema.Draft202012Validator.check_schema(settings)
+    except jsonschema.SchemaError as e:
+        problems.append(f"{rel}/spec.yaml settings: not a valid JSON Schema ({e.message}); fix that key")
+    if settings.get("type") not in (None, "object"):
+        problems.append(f"{rel}/spec.yaml settings.type: must be 'object'")
+    props = settings.get("properties") or {}
+    secret = set(spec.secret_settings())
+    for key, prop in props.items():
+        if not isinstance(prop, dict):
+            problems.append(f"{rel}/spec.yaml settings.properties.{key}: must be a JSON Schema object")
+            continue
+        looks_secret = SECRET_LIKE_SETTING.search(key) and prop.get("type", "string") == "string"
+        if looks_secret and key not in secret:
+            problems.append(
+                f"{rel}/spec.yaml settings.properties.{key}: looks like a credential; add `secret: true` "
+                f"so it is redacted from cassettes and logs"
+            )
+    a = spec.auth
+    for attr in ("password", "token", "value"):
+        tmpl = getattr(a, attr)
+        for ref in _SETTING_REF.findall(tmpl or ""):
+            if ref not in secret:
+                problems.append(
+                    f"{rel}/spec.yaml settings.properties.{ref}: used as auth.{attr}, so it is a secret; "
+                    f"add `secret: true`"
+                )
+
+    # vendor metadata
+    if not (spec.vendor.api_version or "").strip():
+        problems.append(f"{rel}/spec.yaml vendor.api_version: say which vendor API version this targets")
+    if not spec.vendor.docs:
+        problems.append(
+            f"{rel}/spec.yaml vendor.docs: list at least one link to the vendor's API documentation"
+        )
+    if not (folder / "README.md").exists():
+        problems.append(f"{rel}/README.md: missing; describe what the connector does, settings and quirks")
+
+    # fixtures cover every supported event type
+    cases = load_cases(folder)
+    if not cases:
+        problems.append(f"{rel}/fixtures/: no fixture cases; add one <case>.json per supported event type")
+    covered = {c.event_type for c in cases if c.response is not None and not c.expect_error}
+    for etype in spec.event_types:
+        if etype not in covered:
+            problems.append(
+                f"{rel}/fixtures/: no success case for {etype!r} events; add e.g. "
+                f"fixtures/{etype}_basic.json "
+                f"with an event of type {etype!r} and the vendor's documented response"
+            )
+
+    # mapper hooks
+    mapper_path = folder / "mapper.py"
+    if mapper_path.exists():
+        try:
+            mapper = _load_mapper(mapper_path, f"lint_{spec.name}")
+        except Exception as e:  # noqa: BLE001 - any import failure is a lint finding
+            problems.append(f"{rel}/mapper.py: cannot be imported ({type(e).__name__}: {e})")
+            mapper = None
+        if mapper is not None:
+            for attr, val in vars(mapper).items():
+                if attr.startswith("_") or not inspect.isfunction(val) or val.__module__ != mapper.__name__:
+                    continue
+                if attr not in MAPPER_HOOKS:
+                    problems.append(
+                        f"{rel}/mapper.py {attr}(): not a hook ({', '.join(MAPPER_HOOKS)}); "
+                        f"rename it to _{attr} if it is a helper, or fix the hook name"
+                    )
+                    continue
+                n = len(inspect.signature(val).parameters)
+                if n != HOOK_ARITY[attr]:
+                    problems.append(
+                        f"{rel}/mapper.py {attr}(): takes {n} arguments, the hook passes {HOOK_ARITY[attr]}"
+                    )
+
+    # OpenAPI references
+    ops = {n: ep.openapi_operation for n, ep in spec.endpoints.items() if ep.openapi_operation}
+    if ops and spec.openapi is None:
+        problems.append(
+            f"{rel}/spec.yaml openapi: endpoints name openapi_operation but there is no `openapi.document`; "
+            f"generate one with `sluice openapi extract` and reference it"
+        )
+    if spec.openapi is not None:
+        doc_path = folder / spec.openapi.document
+        if not doc_path.exists():
+            problems.append(
+                f"{rel}/spec.yaml openapi.document: {spec.openapi.document} does not exist; generate it with "
+                "`sluice openapi extract <vendor-file> --operation 'POST /path' --out "
+                f"{rel}/{spec.openapi.document}`"
+            )
+        else:
+            from sdk.openapi.validate import load_validator
+
+            for name, op in ops.items():
+                try:
+                    load_validator(doc_path, op)
+                except SluiceError as e:
+                    problems.append(f"{rel}/spec.yaml endpoints.{name}.openapi_operation: {e.message}")
+            try:
+                import json
+
+                if "x-sluice-source" not in json.loads(doc_path.read_text()):
+                    problems.append(
+                        f"{rel}/{spec.openapi.document}: no x-sluice-source; regenerate it with "
+                        f"`sluice openapi extract`"
+                    )
+            except ValueError:
+                problems.append(
+                    f"{rel}/{spec.openapi.document}: not JSON; regenerate it with `sluice openapi extract`"
+                )
+    return problems

@@ -1,0 +1,177 @@
+"""Send a connector's real requests through httpx against recorded or mocked vendors.
+
+``replay_case`` plays a case's requests inside its vcrpy cassette (record mode
+``none``: an unmatched request fails, nothing reaches the network).
+``error_scenarios`` / ``run_error_scenario`` put a respx mock where the vendor
+would be and check what the classifier makes of each failure mode.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import respx
+import vcr
+from vcr.errors import CannotOverwriteExistingCassetteException
+
+from sdk.classify import Classification, Outcome, classify_exception, default_outcome
+from sdk.connector import Connector
+from sdk.delivery import DeliveryResult, send
+from sdk.request import VendorRequest
+from sdk.testing.cases import TRANSPORT_HEADERS, Case, Redactor, read_cassette, wire_request
+
+
+def _headers_matcher(r1: Any, r2: Any) -> None:
+    def norm(r: Any) -> dict[str, str]:
+        return {k.lower(): str(v) for k, v in r.headers.items() if k.lower() not in TRANSPORT_HEADERS}
+
+    a, b = norm(r1), norm(r2)
+    assert a == b, f"headers differ: live {a} != recorded {b}"
+
+
+def make_vcr(redactor: Redactor) -> vcr.VCR:
+    v = vcr.VCR(
+        record_mode="none",
+        match_on=["method", "uri", "body", "sluice_headers"],
+        before_record_request=redactor.vcr_request,
+        decode_compressed_response=True,
+    )
+    v.register_matcher("sluice_headers", _headers_matcher)
+    return v
+
+
+def _describe_mismatch(requests: list[VendorRequest], cassette: Path, redactor: Redactor) -> str:
+    try:
+        recorded = read_cassette(cassette)["interactions"]
+    except (OSError, ValueError) as e:
+        return str(e)
+    live = []
+    for r in requests:
+        w = wire_request(r)
+        live.append(
+            {
+                "method": w["method"],
+                "uri": redactor.url(w["uri"]),
+                "headers": {k: redactor.header(k, v) for k, v in sorted(w["headers"].items())},
+                "body": _pretty(redactor.text(w["body"])),
+            }
+        )
+    rec = [
+        {
+            "method": i["request"]["method"],
+            "uri": i["request"]["uri"],
+            "headers": {
+                k: (v[0] if isinstance(v, list) else v) for k, v in sorted(i["request"]["headers"].items())
+            },
+            "body": _pretty(i["request"].get("body") or ""),
+        }
+        for i in recorded
+    ]
+    a = json.dumps(rec, indent=1, ensure_ascii=False, sort_keys=True).splitlines()
+    b = json.dumps(live, indent=1, ensure_ascii=False, sort_keys=True).splitlines()
+    return "\n".join(list(difflib.unified_diff(a, b, "recorded", "produced now", lineterm=""))[:80])
+
+
+def _pretty(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body
+
+
+def replay_case(
+    connector: Connector, case: Case, cassette: Path, secrets: list[str]
+) -> tuple[list[VendorRequest], list[DeliveryResult]]:
+    """Send ``case``'s requests through httpx inside ``cassette``; AssertionError on mismatch."""
+    requests = case.run(connector)
+    redactor = Redactor(secrets)
+    results: list[DeliveryResult] = []
+    try:
+        with make_vcr(redactor).use_cassette(str(cassette), allow_playback_repeats=False) as cass:
+            with httpx.Client() as client:
+                for req in requests:
+                    results.append(send(client, req, timeout=5.0))
+            if not cass.all_played:
+                raise AssertionError(
+                    f"{cassette} records {len(cass.data)} request(s) but the connector produced "
+                    f"{len(requests)}; "
+                    f"if the change is intended run `sluice cassettes build {case.integration}` and "
+                    "review the diff\n"
+                    + _describe_mismatch(requests, cassette, redactor)
+                )
+    except CannotOverwriteExistingCassetteException:
+        # vcrpy's own message quotes the live, unredacted request: never surface it (secrets in CI logs).
+        raise AssertionError(
+            f"fixture {case.path.name}: the connector's request no longer equals the one recorded in "
+            f"{cassette}. "
+            f"If the change is intended, run `sluice cassettes build {case.integration}` and review "
+            "the diff; "
+            f"otherwise fix the mapping.\n{_describe_mismatch(requests, cassette, redactor)}"
+        ) from None
+    return requests, results
+
+
+# --------------------------------------------------------------------------------------------------
+# Error paths
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    status: int | None = None  # None: a network failure instead of an answer
+    exception: type[Exception] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    expected: Outcome = Outcome.ABORT
+    retry_after: float | None = None
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("http400", 400, expected=Outcome.ABORT),
+    Scenario("http401", 401, expected=Outcome.ABORT),
+    Scenario("http404", 404, expected=Outcome.ABORT),
+    Scenario("http408", 408, expected=Outcome.RETRY),
+    Scenario("http413", 413, expected=Outcome.ABORT),
+    Scenario("http429", 429, headers=(("Retry-After", "7"),), expected=Outcome.THROTTLE, retry_after=7.0),
+    Scenario("http500", 500, expected=Outcome.RETRY),
+    Scenario("http503", 503, expected=Outcome.RETRY),
+    Scenario("timeout", exception=httpx.ReadTimeout, expected=Outcome.RETRY),
+    Scenario("connection_reset", exception=httpx.RemoteProtocolError, expected=Outcome.RETRY),
+)
+
+
+def expected_outcome(connector: Connector, sc: Scenario) -> Outcome:
+    """The default outcome, unless the spec has a status-only rule for that code (a vendor quirk)."""
+    if sc.status is None:
+        return sc.expected
+    for rule in connector.spec.responses:
+        w = rule.when
+        body_free = w.body_contains is None and w.body_regex is None and w.body_path is None
+        if body_free and (
+            (w.status and sc.status in w.status)
+            or (w.status_class and str(sc.status)[0] == w.status_class[0])
+        ):
+            return rule.outcome
+    return default_outcome(sc.status) if sc.status != 429 else sc.expected
+
+
+def run_error_scenario(connector: Connector, req: VendorRequest, sc: Scenario) -> tuple[Classification, int]:
+    """Send ``req`` to a respx-mocked vendor failing as ``sc`` says; return classification, calls."""
+    with respx.mock(assert_all_called=False, assert_all_mocked=True) as mock:
+        base = req.url.split("?", 1)[0]
+        route = mock.route(method=req.method.upper(), url__startswith=base)
+        if sc.exception is not None:
+            route.side_effect = sc.exception("simulated " + sc.name.replace("_", " "))
+        else:
+            route.return_value = httpx.Response(
+                sc.status or 500, headers=dict(sc.headers), json={"error": f"simulated {sc.status}"}
+            )
+        with httpx.Client() as client:
+            try:
+                res = send(client, req, timeout=2.0)
+            except httpx.TransportError as e:
+                return classify_exception(e), route.call_count
+        return connector.classify(res.status, res.headers, res.body), route.call_count

@@ -1,0 +1,54 @@
+"""Fixtures shared by the whole suite.
+
+``pg_server_dsn`` (session): a real Postgres server. CI exports ``SLUICE_TEST_DATABASE_URL`` (see
+``.ci/start_postgres.sh``); otherwise the embedded local Postgres in ``.sluice/test`` is started (and left
+running for the next run, which makes repeated local runs fast).
+
+``pg_dsn`` (per test): a brand-new empty database on that server, dropped after the test, so tests never
+see each other's rows and can run in parallel under pytest-xdist.
+
+``private_postgres`` (per test): a cluster the test may stop and restart (Postgres-outage fault test).
+
+Test modules import helpers as ``from support.sink import Sink`` (pytest puts ``tests/`` on sys.path
+because ``tests/`` has no ``__init__.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Make ``tests/support`` importable as ``support`` from every test module, whatever pytest's import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from support.pg import PrivatePostgres, create_database, drop_database, shared_server_dsn  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_server_dsn() -> str:
+    return shared_server_dsn()
+
+
+@pytest.fixture
+def pg_dsn(pg_server_dsn: str) -> Iterator[str]:
+    dsn = create_database(pg_server_dsn)
+    try:
+        yield dsn
+    finally:
+        try:
+            drop_database(pg_server_dsn, dsn)
+        except Exception:  # noqa: BLE001 - cleanup must not mask the test's own result
+            pass
+
+
+@pytest.fixture
+def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
+    # A short base path keeps the Unix socket path under the kernel's 107-byte limit.
+    pg = PrivatePostgres(tmp_path_factory.mktemp("pg"))
+    try:
+        yield pg
+    finally:
+        pg.remove()

@@ -1,0 +1,63 @@
+"""Fixtures for harness tests: a throw-away integrations tree built with `sluice new`, then filled in."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sdk.registry import clear_caches
+from sdk.scaffold import scaffold
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fill_demo(integrations: Path, name: str = "demo") -> Path:
+    """Turn the scaffold's TODO fixture into a real one, plus an error case (hand-written data)."""
+    folder = integrations / name
+    fx = folder / "fixtures" / "track_basic.json"
+    data = json.loads(fx.read_text())
+    data["description"] = "a track call becomes one event"
+    data["response"]["body"] = {"accepted": 1}
+    fx.write_text(json.dumps(data, indent=2))
+    bad = dict(
+        data, description="no event name is an instrumentation error", expect_error="instrumentation_error"
+    )
+    bad.pop("response")
+    bad["event"] = {k: v for k, v in data["event"].items() if k != "event"}
+    (folder / "fixtures" / "track_without_name.json").write_text(json.dumps(bad, indent=2))
+    return folder
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``<tmp>/integrations`` with a scaffolded, filled-in ``demo``; SLUICE_INTEGRATIONS_DIR points at it."""
+    integrations = tmp_path / "integrations"
+    integrations.mkdir()
+    scaffold("demo", integrations)
+    fill_demo(integrations)
+    monkeypatch.setenv("SLUICE_INTEGRATIONS_DIR", str(integrations))
+    clear_caches()
+    yield integrations
+    clear_caches()
+
+
+def run_cli(
+    *args: str, env_dir: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``sluice`` in a subprocess (a nested pytest run must not share this process)."""
+    env = dict(os.environ)
+    if env_dir is not None:
+        env["SLUICE_INTEGRATIONS_DIR"] = str(env_dir)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "sluice"), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,1 @@
+"""Shared test machinery for pipeline tests: a real HTTP sink, `sluice up` subprocesses, Postgres helpers."""
