@@ -116,12 +116,17 @@ class Pipeline:
         allow_uncertified: bool = False,
         integrations_root: Path | None = None,
         run_workers: bool = True,
+        supervisor: WorkerSupervisor | None = None,
+        http: bool = True,
     ):
         self.config = config
         self.dsn = dsn
         self.allow_uncertified = allow_uncertified
         self.run_workers = run_workers
+        self.supervisor = supervisor
         self.connectors = load_connectors(config, allow_uncertified=allow_uncertified, root=integrations_root)
+        # A workers-only process (see WorkerSupervisor) has no HTTP side and so no group writer.
+        self.writer_in_process = http
         self.ready = False
         self.stopping = asyncio.Event()
         self.leader = Leader(dsn)
@@ -151,6 +156,9 @@ class Pipeline:
                 w.wake.set()
 
     def _health_state(self) -> dict[str, Any]:
+        if self.supervisor is not None:
+            alive = self.supervisor.alive
+            return {"ready": self.ready and alive, "workers": "running" if alive else "starting"}
         return {
             "ready": self.ready,
             "leader": self.leader.held,
@@ -165,7 +173,8 @@ class Pipeline:
         applied = await asyncio.to_thread(migrate, self.dsn)
         if applied:
             log.info("applied migrations %s to %s", applied, redact_dsn(self.dsn))
-        await self.writer.start()
+        if self.writer_in_process:
+            await self.writer.start()
         n = len(self.config.destinations)
         self.pool = AsyncConnectionPool(
             self.dsn,
@@ -179,6 +188,8 @@ class Pipeline:
         await self.pool.open(wait=False)
         if self.run_workers:
             self.processor = Processor(self.pool, self.config, self.connectors, on_jobs=self._on_jobs)
+            if not self.writer_in_process:
+                self.processor.idle_wait_s = 0.05  # the gateway is another process: poll briskly
             guard = AddressGuard(self.config.network.networks())
             for d in self.config.destinations:
                 if d.enabled and d.name in self.connectors:
@@ -199,12 +210,15 @@ class Pipeline:
                     asyncio.create_task(w.run(is_leader, self.stopping), name=f"router:{name}")
                 )
         self._tasks.append(asyncio.create_task(self._maintenance(), name="maintenance"))
+        if self.supervisor is not None:
+            self._tasks.append(asyncio.create_task(self.supervisor.run(self.stopping), name="workers"))
         self.ready = True
 
     async def stop(self) -> None:
         """Drain: commit accepted events, let workers finish their round, close connections."""
         self.ready = False
-        await self.writer.stop()
+        if self.writer_in_process:
+            await self.writer.stop()
         self.stopping.set()
         if self._tasks:
             done, pending = await asyncio.wait(self._tasks, timeout=30)
@@ -220,8 +234,8 @@ class Pipeline:
             try:
                 assert self.pool is not None
                 async with self.pool.connection(timeout=5) as conn:
-                    await conn.execute(q("ensure_gateway_partitions"))
-                    await conn.execute(q("ensure_delivery_partitions"))
+                    await conn.execute(q("ensure_gateway_partitions"), {"extra": 0})
+                    await conn.execute(q("ensure_delivery_partitions"), {"extra": 0})
                     await conn.execute(q("ensure_dedupe_partitions"))
                     cur = await conn.execute(q("gateway_backlog"))
                     row = await cur.fetchone()
@@ -240,6 +254,89 @@ class Pipeline:
                 await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
             except TimeoutError:
                 pass
+
+
+class WorkerSupervisor:
+    """Runs processor and router in a child process, restarting it if it dies.
+
+    Why a second process: the gateway's per-event work (parse, validate, encode) and the
+    processor's (parse, map, encode) are both CPU-bound Python; in one process they share one
+    core through the GIL. Split, the gateway keeps a core for acknowledging events while the
+    workers and Postgres share the other. The child is in the same process group, so a
+    ``kill -9`` of the group stops both, and it exits by itself if its parent disappears.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str]):
+        self.argv = argv
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        import sys
+
+        while not stopping.is_set():
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                "import sys; from sdk.cli import main; sys.exit(main())",
+                *self.argv,
+                env=self.env,
+            )
+            waiter = asyncio.create_task(self.proc.wait())
+            stop = asyncio.create_task(stopping.wait())
+            await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping.is_set():
+                stop.cancel()
+                await self._terminate(waiter)
+                return
+            stop.cancel()
+            self.restarts += 1
+            log.error("the workers process exited with %s; restarting it", self.proc.returncode)
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=min(10.0, 0.5 * self.restarts))
+            except TimeoutError:
+                pass
+
+    async def _terminate(self, waiter: asyncio.Task[int]) -> None:
+        """Ask the workers to drain (SIGTERM), give them time to finish their round, then insist."""
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), timeout=40)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                await waiter
+
+
+async def serve_workers(pipeline: Pipeline) -> None:
+    """The child side: run processor and router until SIGTERM/SIGINT or until the parent is gone."""
+    import os
+
+    parent = os.getppid()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await pipeline.start()
+    try:
+        while not stop.is_set():
+            if os.getppid() != parent:
+                log.warning("the gateway process is gone; workers stopping")
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+    finally:
+        await pipeline.stop()
 
 
 @contextlib.asynccontextmanager

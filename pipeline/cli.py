@@ -81,6 +81,12 @@ def register(main: click.Group) -> None:
         show_default=True,
         type=click.Choice(["debug", "info", "warning", "error"]),
     )
+    @click.option(
+        "--single-process",
+        is_flag=True,
+        help="run processor and router in the gateway's process (default: a second, supervised process)",
+    )
+    @click.option("--role", type=click.Choice(["all", "workers"]), default="all", hidden=True)
     def up(
         config_path: str,
         host: str,
@@ -88,11 +94,13 @@ def register(main: click.Group) -> None:
         database_url: str | None,
         allow_uncertified: bool,
         log_level: str,
+        single_process: bool,
+        role: str,
     ) -> None:
         """Start gateway, processor and router; Ctrl-C / SIGTERM drains and stops."""
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        from pipeline.app import Pipeline, load_connectors
+        from pipeline.app import Pipeline, WorkerSupervisor, load_connectors, serve_workers
 
         config = _load(config_path)
         if allow_uncertified:
@@ -104,7 +112,34 @@ def register(main: click.Group) -> None:
         except ConfigError as e:
             raise click.ClickException(f"{config_path}: {e}") from None
         dsn = resolve_dsn(config, database_url)
-        pipeline = Pipeline(config, dsn, allow_uncertified=allow_uncertified)
+        if role == "workers":
+            try:
+                asyncio.run(
+                    serve_workers(Pipeline(config, dsn, allow_uncertified=allow_uncertified, http=False))
+                )
+            except psycopg.OperationalError as e:
+                raise click.ClickException(f"workers: cannot reach the database: {e}") from None
+            return
+        if single_process:
+            pipeline = Pipeline(config, dsn, allow_uncertified=allow_uncertified)
+        else:
+            argv = [
+                "up",
+                "--role",
+                "workers",
+                "--config",
+                str(Path(config_path).resolve()),
+                "--log-level",
+                log_level,
+            ]
+            if allow_uncertified:
+                argv.append("--allow-uncertified")
+            # The DSN travels in the environment, not argv, so a password never shows in `ps`.
+            env = dict(os.environ, DATABASE_URL=dsn)
+            supervisor = WorkerSupervisor(argv, env)
+            pipeline = Pipeline(
+                config, dsn, allow_uncertified=allow_uncertified, run_workers=False, supervisor=supervisor
+            )
         try:
             asyncio.run(_up(pipeline, host, port))
         except psycopg.OperationalError as e:

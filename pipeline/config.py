@@ -77,8 +77,10 @@ class Destination(_Strict):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     rate_limit: RateLimitOverride | None = None
     filters: Filters = Field(default_factory=Filters)
-    concurrency: int = Field(default=32, ge=1, le=1024, description="requests in flight at once")
-    batch_size: int = Field(default=500, ge=1, le=10000, description="jobs claimed per round")
+    concurrency: int = Field(default=8, ge=1, le=1024, description="requests in flight at once")
+    batch_size: int = Field(
+        default=200, ge=1, le=10000, description="jobs claimed per round (also the most resent after a crash)"
+    )
     timeout_s: float = Field(default=30.0, gt=0)
 
 

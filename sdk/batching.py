@@ -28,7 +28,9 @@ def _items(r: VendorRequest, parts: tuple[str, ...] | None) -> list[Any] | None:
     return v if isinstance(v, list) and v is not MISSING else None
 
 
-def merge_requests(requests: list[VendorRequest], batching: Batching) -> list[tuple[list[int], VendorRequest]]:
+def merge_requests(
+    requests: list[VendorRequest], batching: Batching
+) -> list[tuple[list[int], VendorRequest]]:
     """Group ``requests`` into batched requests; returns (indices of inputs, merged request) pairs."""
     if not batching.enabled or batching.max_events <= 1:
         return [([i], r) for i, r in enumerate(requests)]

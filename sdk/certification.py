@@ -48,7 +48,9 @@ def repo_root_for(folder: Path) -> Path:
 def certified_files(folder: Path) -> list[Path]:
     """Every file whose change must void the certification, in a stable order."""
     folder = folder.resolve()
-    files = [p for p in folder.rglob("*") if p.is_file() and p.name != CERT_FILE and "__pycache__" not in p.parts]
+    files = [
+        p for p in folder.rglob("*") if p.is_file() and p.name != CERT_FILE and "__pycache__" not in p.parts
+    ]
     cassettes = repo_root_for(folder) / "cassettes" / folder.name
     if cassettes.is_dir():
         files += [p for p in cassettes.rglob("*") if p.is_file()]
@@ -69,7 +71,10 @@ def content_hash(folder: Path) -> tuple[str, list[str]]:
 
 
 def write_certification(
-    folder: Path, checks: list[CheckResult], validity_days: int = DEFAULT_VALIDITY_DAYS, now: dt.datetime | None = None
+    folder: Path,
+    checks: list[CheckResult],
+    validity_days: int = DEFAULT_VALIDITY_DAYS,
+    now: dt.datetime | None = None,
 ) -> Certification:
     now = now or dt.datetime.now(dt.UTC)
     digest, names = content_hash(folder)

@@ -88,7 +88,7 @@ class Kit:
     """What a mapper hook gets: settings, clock, and the declarative machinery to reuse."""
 
     connector: Connector
-    settings: dict[str, Any]
+    settings: dict[str, Any] = field(repr=False)  # holds credentials: never in reprs or tracebacks
     ctx: TransformContext
     vars: dict[str, Any] = field(default_factory=dict)
 
@@ -137,7 +137,9 @@ class Connector:
             }
         except ValueError as e:
             raise SpecError(f"{where}: {e}") from e
-        self.hooks = {h: getattr(mapper, h) for h in MAPPER_HOOKS if mapper is not None and hasattr(mapper, h)}
+        self.hooks = {
+            h: getattr(mapper, h) for h in MAPPER_HOOKS if mapper is not None and hasattr(mapper, h)
+        }
 
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
@@ -147,7 +149,9 @@ class Connector:
             raise SpecError(f"{folder}: no spec.yaml; run `sluice new {folder.name}` to scaffold one")
         spec = load_spec(spec_path)
         if spec.name != folder.name:
-            raise SpecError(f"{spec_path}: name is {spec.name!r} but the folder is {folder.name!r}; make them equal")
+            raise SpecError(
+                f"{spec_path}: name is {spec.name!r} but the folder is {folder.name!r}; make them equal"
+            )
         return cls(spec, folder, _load_mapper(folder / "mapper.py", spec.name))
 
     @property
@@ -171,7 +175,9 @@ class Connector:
             raise InstrumentationError("the event must be a JSON object")
         etype = event.get("type")
         if not isinstance(etype, str) or not etype:
-            raise InstrumentationError("the event has no 'type'; set it to track, identify, page, screen, group or alias")
+            raise InstrumentationError(
+                "the event has no 'type'; set it to track, identify, page, screen, group or alias"
+            )
         etype = etype.strip().lower()
         if etype not in self.spec.event_types:
             raise UnsupportedEventError(
@@ -250,7 +256,9 @@ class Connector:
             params[a.name or "api_key"] = r["value"]
 
     # -- delivery ----------------------------------------------------------------------------------
-    def batch(self, requests: list[VendorRequest], config: dict[str, Any] | None = None) -> list[tuple[list[int], VendorRequest]]:
+    def batch(
+        self, requests: list[VendorRequest], config: dict[str, Any] | None = None
+    ) -> list[tuple[list[int], VendorRequest]]:
         """Merge requests for delivery; returns (input indices, request) pairs in order."""
         if "batch" in self.hooks:
             settings = self.settings(config)
@@ -258,7 +266,9 @@ class Connector:
             return self.hooks["batch"](requests, kit)
         return merge_requests(requests, self.spec.batching)
 
-    def classify(self, status: int, headers: dict[str, str] | None = None, body: bytes | str | None = None) -> Classification:
+    def classify(
+        self, status: int, headers: dict[str, str] | None = None, body: bytes | str | None = None
+    ) -> Classification:
         return classify_response(status, headers, body, self.spec.responses)
 
     def check_config(self, config: dict[str, Any] | None) -> dict[str, Any]:

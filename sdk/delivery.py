@@ -49,11 +49,15 @@ def build_kwargs(req: VendorRequest, timeout: float | httpx.Timeout | None) -> d
     if "user-agent" not in lower:
         headers["User-Agent"] = USER_AGENT
     params = {k: _param_value(v) for k, v in req.params.items() if v is not None}
+    # httpx's params= replaces a query string already in the URL; merge instead, so a
+    # user-supplied webhook URL like https://h/x?token=1 keeps its own parameters.
+    url = httpx.URL(req.url)
+    if params:
+        url = url.copy_merge_params(params)
     kwargs: dict[str, Any] = {
         "method": req.method.upper(),
-        "url": req.url,
+        "url": url,
         "headers": headers,
-        "params": params or None,
         "timeout": timeout if timeout is not None else DEFAULT_TIMEOUT,
     }
     if req.body_kind is not None:

@@ -8,7 +8,7 @@ whose certification is missing, stale, or for different content.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from sdk.connector import Connector
@@ -30,7 +30,7 @@ def integration_folders(root: Path | None = None) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and (p / "spec.yaml").exists())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _alias_index(root: str) -> dict[str, Path]:
     index: dict[str, Path] = {}
     for folder in integration_folders(Path(root)):
@@ -44,7 +44,7 @@ def _alias_index(root: str) -> dict[str, Path]:
     return index
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(folder: str) -> Connector:
     return Connector.from_folder(Path(folder))
 

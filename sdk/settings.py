@@ -30,7 +30,9 @@ class SettingsValidator:
         if config is None:
             config = {}
         if not isinstance(config, dict):
-            raise ConfigurationError(f"{self.destination}: the config must be an object, got {type(config).__name__}")
+            raise ConfigurationError(
+                f"{self.destination}: the config must be an object, got {type(config).__name__}"
+            )
         try:
             key = json.dumps(config, sort_keys=True, default=str)
         except (TypeError, ValueError):

@@ -52,3 +52,32 @@ def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Priva
         yield pg
     finally:
         pg.remove()
+
+
+@pytest.fixture
+def measurement(record_property):
+    """``measurement("line")`` prints a figure and shows it again in the run's summary.
+
+    Why: fault and e2e tests exist to *measure* (duplicates, recovery time, throughput during an
+    outage). Under pytest-xdist, prints from workers are swallowed, so the line also travels back to the
+    controller as a user property and ``pytest_terminal_summary`` lists all of them at the end.
+    """
+
+    def emit(line: str) -> None:
+        print("\n" + line)
+        record_property("measurement", line.strip())
+
+    return emit
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest hook signature
+    lines = []
+    for key in ("passed", "failed", "error"):
+        for rep in terminalreporter.stats.get(key, []):
+            for name, value in getattr(rep, "user_properties", []) or []:
+                if name == "measurement":
+                    lines.append(f"{value}  ({key})")
+    if lines:
+        terminalreporter.section("measurements")
+        for line in lines:
+            terminalreporter.write_line(line)

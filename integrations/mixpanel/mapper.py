@@ -290,10 +290,12 @@ def _event_requests(body: dict[str, Any], event: dict[str, Any], kit: Kit) -> li
     requests = []
     revenue = _transaction(props.get("revenue"), event, kit)
     if revenue is not None:
-        requests.append(kit.request("engage_ops", _profile_update("$append", revenue, distinct, kit), event))
+        requests.append(
+            kit.request("engage_append", _profile_update("$append", revenue, distinct, kit), event)
+        )
     increments = _increments(props, kit.settings.get("propIncrements"))
     if increments:
-        requests.append(kit.request("engage_ops", _profile_update("$add", increments, distinct, kit), event))
+        requests.append(kit.request("engage_add", _profile_update("$add", increments, distinct, kit), event))
     body = {"event": _event_name(event, etype, kit), "properties": out_props}
     requests.append(kit.request("import", body, event))
     return requests

@@ -53,7 +53,7 @@ def replay(
 ) -> list[tuple[int, int]]:
     """Re-enqueue matching, not yet replayed dead letters; returns (dead letter id, new job id) pairs."""
     with psycopg.connect(dsn) as conn, conn.transaction():
-        conn.execute(q("ensure_delivery_partitions"))
+        conn.execute(q("ensure_delivery_partitions"), {"extra": 0})
         selected = [
             r[0]
             for r in conn.execute(
@@ -63,6 +63,7 @@ def replay(
         ]
         if not selected:
             return []
+        conn.execute(q("ensure_delivery_partitions"), {"extra": len(selected)})
         rows = conn.execute(q("dlq_replay_insert"), {"ids": selected}).fetchall()
-        conn.execute(q("ensure_delivery_partitions"))
+        conn.execute(q("ensure_delivery_partitions"), {"extra": 0})
         return sorted((r[0], r[1]) for r in rows)

@@ -172,4 +172,4 @@ class GroupWriter:
                 # "no partition of relation found": the maintenance task is behind; create and retry.
                 if attempt == 2 or "partition" not in str(e):
                     raise
-                await conn.execute(q("ensure_gateway_partitions"))
+                await conn.execute(q("ensure_gateway_partitions"), {"extra": sum(c for _, c, _ in batch)})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,8 @@ class Processor:
         self.window_s = float(config.processor.dedupe_window_s)
         self.on_jobs = on_jobs
         self.wake = asyncio.Event()
+        # How long to wait for new gateway jobs when idle, unless woken (same process) sooner.
+        self.idle_wait_s = 0.25
         self.processed = 0
 
     async def run(self, is_leader: Callable[[], bool], stopping: asyncio.Event) -> None:
@@ -98,7 +101,7 @@ class Processor:
                 await asyncio.sleep(0.01)
                 self.wake.clear()
                 try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=0.25)
+                    await asyncio.wait_for(self.wake.wait(), timeout=self.idle_wait_s)
                 except TimeoutError:
                     pass
 
@@ -116,13 +119,17 @@ class Processor:
             seen: set[str] = set()
             dedupe = self.window_s > 0
             if dedupe and mids:
-                cur = await conn.execute(q("dedupe_seen"), {"ids": mids, "window_s": self.window_s})
+                cur = await conn.execute(
+                    q("dedupe_seen"), {"ids": json.dumps(mids), "window_s": self.window_s}
+                )
                 seen = {r[0] for r in await cur.fetchall()}
             lines: list[str] = []
             dead: dict[str, list[Any]] = {
                 k: [] for k in ("gateway_ids", "destinations", "users", "message_ids", "events", "reasons")
             }
             new_mids: list[str] = []
+            counts: Counter[str] = Counter()
+            jobs_per_dest: Counter[str] = Counter()
             touched: set[str] = set()
             for i, (gid, source, ev) in enumerate(rows):
                 if i and i % _YIELD_EVERY == 0:
@@ -130,11 +137,11 @@ class Processor:
                 mid = str(ev.get("messageId"))
                 if dedupe:
                     if mid in seen:
-                        metrics.PROCESSED.labels("duplicate").inc()
+                        counts["duplicate"] += 1
                         continue
                     seen.add(mid)
                     new_mids.append(mid)
-                metrics.PROCESSED.labels("accepted").inc()
+                counts["accepted"] += 1
                 targets = self.by_source.get(source, [])
                 if not targets:
                     continue
@@ -143,7 +150,7 @@ class Processor:
                 integrations = ev.get("integrations")
                 for t in targets:
                     if not integration_enabled(integrations, t.names) or not passes_filters(ev, t.dest):
-                        metrics.PROCESSED.labels("filtered").inc()
+                        counts["filtered"] += 1
                         continue
                     if ev_text is None:
                         ev_text = json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
@@ -159,7 +166,7 @@ class Processor:
                         self._dead(dead, gid, t.dest.name, ukey, mid, ev_text, reason)
                         continue
                     if not reqs:
-                        metrics.PROCESSED.labels("no_request").inc()
+                        counts["no_request"] += 1
                         continue
                     wire = json.dumps([r.to_wire() for r in reqs], separators=(",", ":"), ensure_ascii=False)
                     lines.append(
@@ -167,7 +174,7 @@ class Processor:
                         f"{copy_json(ev_text)}\t{copy_json(wire)}\n"
                     )
                     touched.add(t.dest.name)
-                    metrics.DELIVERY_JOBS_CREATED.labels(t.dest.name).inc()
+                    jobs_per_dest[t.dest.name] += 1
             last_id = rows[-1][0]
             async with conn.transaction():
                 if lines:
@@ -175,11 +182,15 @@ class Processor:
                 if dead["gateway_ids"]:
                     await conn.execute(q("transform_dead_letters"), dead)
                 if new_mids and self.window_s > 0:
-                    await conn.execute(q("dedupe_insert"), {"ids": new_mids})
+                    await conn.execute(q("dedupe_insert"), {"ids": json.dumps(new_mids)})
                 cur = await conn.execute(q("processor_advance"), {"to": last_id, "from": after})
                 if cur.rowcount != 1:
                     raise RuntimeError("processor cursor moved under us; is another processor running?")
             self.processed += len(rows)
+            for outcome, n in counts.items():
+                metrics.PROCESSED.labels(outcome).inc(n)
+            for dest, n in jobs_per_dest.items():
+                metrics.DELIVERY_JOBS_CREATED.labels(dest).inc(n)
             if touched and self.on_jobs:
                 self.on_jobs(touched)
             return len(rows)
@@ -205,7 +216,7 @@ class Processor:
             if "partition" not in str(e):
                 raise
             # The maintenance task is behind: create partitions and try once more (savepoint rolled back).
-            await conn.execute(q("ensure_delivery_partitions"))
+            await conn.execute(q("ensure_delivery_partitions"), {"extra": data.count(b"\n")})
             async with conn.transaction():
                 async with conn.cursor().copy(q("delivery_copy")) as copy:
                     await copy.write(data)

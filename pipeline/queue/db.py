@@ -70,8 +70,8 @@ def migrate(dsn: str) -> list[int]:
                 conn.execute(sql)
                 conn.execute(q("migration_record"), {"version": version, "name": name})
                 applied_now.append(version)
-        conn.execute(q("ensure_gateway_partitions"))
-        conn.execute(q("ensure_delivery_partitions"))
+        conn.execute(q("ensure_gateway_partitions"), {"extra": 0})
+        conn.execute(q("ensure_delivery_partitions"), {"extra": 0})
         conn.execute(q("ensure_dedupe_partitions"))
     return applied_now
 

@@ -31,10 +31,10 @@ SELECT pg_advisory_xact_lock(hashtext('sluice.gateway.commit'));
 COPY gateway_jobs (source, event) FROM STDIN;
 
 -- name: ensure_gateway_partitions
-SELECT sluice_ensure_id_partitions('gateway_jobs', 'gateway_jobs_id_seq', 'gateway_partition_size');
+SELECT sluice_ensure_id_partitions('gateway_jobs', 'gateway_jobs_id_seq', 'gateway_partition_size', %(extra)s);
 
 -- name: ensure_delivery_partitions
-SELECT sluice_ensure_id_partitions('delivery_jobs', 'delivery_jobs_id_seq', 'delivery_partition_size');
+SELECT sluice_ensure_id_partitions('delivery_jobs', 'delivery_jobs_id_seq', 'delivery_partition_size', %(extra)s);
 
 -- name: ensure_dedupe_partitions
 SELECT sluice_ensure_dedupe_partitions();
@@ -56,13 +56,15 @@ UPDATE processor_cursor SET last_id = %(to)s, updated_at = now()
  WHERE name = 'processor' AND last_id = %(from)s;
 
 -- name: dedupe_seen
+-- ids arrive as one JSON array (much cheaper to pass from Python than a text[] of thousands).
 SELECT DISTINCT message_id FROM dedupe_keys
- WHERE message_id = ANY(%(ids)s) AND seen_at > now() - make_interval(secs => %(window_s)s);
+ WHERE message_id = ANY(ARRAY(SELECT jsonb_array_elements_text(%(ids)s::jsonb)))
+   AND seen_at > now() - make_interval(secs => %(window_s)s);
 
 -- name: dedupe_insert
 INSERT INTO dedupe_keys (message_id, bucket)
 SELECT m, floor(extract(epoch FROM now()) / (SELECT value FROM sluice_queue_settings WHERE name = 'dedupe_bucket_s'))
-  FROM unnest(%(ids)s::text[]) AS m;
+  FROM jsonb_array_elements_text(%(ids)s::jsonb) AS m;
 
 -- name: delivery_copy
 COPY delivery_jobs (destination, user_key, message_id, gateway_job_id, event, requests) FROM STDIN;

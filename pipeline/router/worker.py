@@ -265,12 +265,24 @@ class DestinationWorker:
         await self.throttle.wait()
         attempted = dt.datetime.now(dt.UTC)
         async with self.sem:
-            try:
-                answer = await send_async(self.client, req, self.dest.timeout_s)
-            except (httpx.HTTPError, OSError) as e:
-                c = classify_exception(e)
-                metrics.REQUESTS_SENT.labels(self.name, "error").inc()
-                return Result(c.outcome, c.status, c.reason, request=wire, attempted_at=attempted)
+            for quick_retry in (True, False):
+                try:
+                    answer = await send_async(self.client, req, self.dest.timeout_s)
+                    break
+                except (httpx.ConnectError, httpx.RemoteProtocolError) as e:
+                    # A refused connection or a keep-alive connection closed under us is usually
+                    # momentary (a full listen queue, a server recycling connections): one quick
+                    # retry spares the user's whole queue a full backoff period.
+                    metrics.REQUESTS_SENT.labels(self.name, "error").inc()
+                    if quick_retry:
+                        await asyncio.sleep(0.05 + random.random() * 0.1)
+                        continue
+                    c = classify_exception(e)
+                    return Result(c.outcome, c.status, c.reason, request=wire, attempted_at=attempted)
+                except (httpx.HTTPError, OSError) as e:
+                    c = classify_exception(e)
+                    metrics.REQUESTS_SENT.labels(self.name, "error").inc()
+                    return Result(c.outcome, c.status, c.reason, request=wire, attempted_at=attempted)
         metrics.REQUESTS_SENT.labels(self.name, str(answer.status)).inc()
         c: Classification = self.connector.classify(answer.status, answer.headers, answer.body)
         if c.outcome is Outcome.THROTTLE:

@@ -38,6 +38,7 @@ def run_contract_suite(names: list[str], workers: int = 0, extra: list[str] | No
             "no:cacheprovider",
             "-o",
             "addopts=",
+            "--import-mode=importlib",
             "--sluice-only",
             ",".join(names),
             "--sluice-report",

@@ -19,7 +19,9 @@ SCHEMAS = {
 def register(main: click.Group) -> None:
     @main.command("schema")
     @click.argument("which", type=click.Choice(sorted(SCHEMAS)))
-    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write to a file instead of stdout")
+    @click.option(
+        "--out", type=click.Path(dir_okay=False, path_type=Path), help="write to a file instead of stdout"
+    )
     def schema_cmd(which: str, out: Path | None) -> None:
         """Print the JSON Schema of events or of a destination spec.yaml."""
         text = json.dumps(SCHEMAS[which](), indent=2, sort_keys=True) + "\n"

@@ -20,7 +20,9 @@ def transform_line(line: str) -> dict[str, Any]:
     except ValueError as e:
         return {"error": {"type": "invalid_input", "status": 400, "message": f"line is not JSON: {e}"}}
     if not isinstance(rec, dict):
-        return {"error": {"type": "invalid_input", "status": 400, "message": "each line must be a JSON object"}}
+        return {
+            "error": {"type": "invalid_input", "status": 400, "message": "each line must be a JSON object"}
+        }
     try:
         connector = load_connector(str(rec.get("destination", "")))
         event = rec.get("event")
@@ -47,12 +49,16 @@ def run_jsonl(inp: TextIO, out: TextIO) -> int:
 
 def register(main: click.Group) -> None:
     @main.command("transform")
-    @click.option("--jsonl", "jsonl", is_flag=True, help="read JSON lines on stdin, write one result line each")
+    @click.option(
+        "--jsonl", "jsonl", is_flag=True, help="read JSON lines on stdin, write one result line each"
+    )
     @click.option("-d", "--destination", help="destination name or alias (single-event mode)")
     @click.option("-c", "--config", "config", help="destination config as JSON (single-event mode)")
     @click.option("-e", "--event", "event", help="event as JSON, or @file (single-event mode)")
     @click.option("--now", help="ISO-8601 clock to map with (default: now)")
-    def transform_cmd(jsonl: bool, destination: str | None, config: str | None, event: str | None, now: str | None):
+    def transform_cmd(
+        jsonl: bool, destination: str | None, config: str | None, event: str | None, now: str | None
+    ):
         """Map events to vendor requests without sending them.
 
         With --jsonl, each input line is
@@ -65,5 +71,10 @@ def register(main: click.Group) -> None:
         if not destination or not event:
             raise click.UsageError("give --jsonl, or --destination and --event")
         ev = open(event[1:]).read() if event.startswith("@") else event
-        rec = {"destination": destination, "config": json.loads(config or "{}"), "event": json.loads(ev), "now": now}
+        rec = {
+            "destination": destination,
+            "config": json.loads(config or "{}"),
+            "event": json.loads(ev),
+            "now": now,
+        }
         click.echo(json.dumps(transform_line(json.dumps(rec)), indent=2, ensure_ascii=False))

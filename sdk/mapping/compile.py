@@ -33,7 +33,9 @@ class CompiledField:
                 self.sources.append(("message_id", ()))
             else:
                 self.sources.append(("event", split_path(src)))
-        self.value_template = Template(f.value, where) if isinstance(f.value, str) and "{{" in f.value else None
+        self.value_template = (
+            Template(f.value, where) if isinstance(f.value, str) and "{{" in f.value else None
+        )
         self.value = f.value
         self.default = f.default
         self.required = f.required
@@ -83,7 +85,7 @@ class CompiledField:
         if isinstance(v, dict) and (self.omit or self.omit_mapped):
             drop = self.omit | (consumed if self.omit_mapped else set())
             v = {k: x for k, x in v.items() if k not in drop}
-        for name, fn, arg in self.formats:
+        for _name, fn, arg in self.formats:
             if v is None:
                 break
             try:

@@ -68,7 +68,8 @@ class Template:
                         f"{'.'.join(path[1:])} is required for {self.where}; add it to the event"
                     )
                 raise ConfigurationError(
-                    f"{'.'.join(path[1:]) or name} is required for {self.where}; set it in the destination config"
+                    f"{'.'.join(path[1:]) or name} is required for {self.where}; "
+                    "set it in the destination config"
                 )
             if raw and self.single and not filters:
                 return value

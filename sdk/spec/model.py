@@ -24,7 +24,8 @@ class _Strict(BaseModel):
 class TemplateVar(_Strict):
     """A value computed from a setting, for use in templates as ``{{ vars.<name> }}``.
 
-    Typical use is a regional host: ``{setting: residencyServer, map: {EU: api.eu.x.com}, default: api.x.com}``.
+    Typical use is a regional host:
+    ``{setting: residencyServer, map: {EU: api.eu.x.com}, default: api.x.com}``.
     """
 
     setting: str
@@ -33,7 +34,10 @@ class TemplateVar(_Strict):
 
 
 class Endpoint(_Strict):
-    """Where one kind of request goes. Strings may use ``{{ settings.x }}``, ``{{ vars.x }}``, ``{{ event.path }}``."""
+    """Where one kind of request goes.
+
+    Strings may use ``{{ settings.x }}``, ``{{ vars.x }}`` and ``{{ event.path }}``.
+    """
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     url: str
@@ -85,7 +89,9 @@ class Field_(_Strict):
     error: str | None = Field(default=None, description="message when a required field is missing")
     format: list[str | dict[str, Any]] = Field(default_factory=list)
     omit: list[str] = Field(default_factory=list, description="keys to drop from an object value")
-    omit_mapped: bool = Field(default=False, description="drop keys that other fields of this mapping consumed")
+    omit_mapped: bool = Field(
+        default=False, description="drop keys that other fields of this mapping consumed"
+    )
     keep_null: bool = False
     keep_empty: bool = True
     if_setting: dict[str, Any] | None = None

@@ -58,11 +58,13 @@ class Case:
     name: str
     path: Path
     description: str = ""
-    config: dict[str, Any] = field(default_factory=dict)
+    # repr=False: configs hold (fake) credentials, which must not show up in test output
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
     event: dict[str, Any] = field(default_factory=dict)
     now: str | None = None
     response: dict[str, Any] | None = None
     expect_error: str | None = None
+    response_source: str | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -109,6 +111,7 @@ def load_case(path: Path, integration: str) -> Case:
     case.now = raw.get("now")
     case.response = raw.get("response") if isinstance(raw.get("response"), dict) else None
     case.expect_error = raw.get("expect_error")
+    case.response_source = raw.get("response_source")
     if not case.description:
         case.problems.append(f'{path}: add a "description" saying what this case shows')
     if not isinstance(raw.get("config"), dict):
@@ -207,6 +210,24 @@ class Redactor:
         return response
 
 
+def safe_url(url: str) -> str:
+    """``url`` fit for an error message: credential-like query parameters and userinfo replaced."""
+    return Redactor([]).url(url)
+
+
+def redacted_wire(req: VendorRequest, secrets: list[str]) -> dict[str, Any]:
+    """``req.to_wire()`` with secrets and credential headers/params replaced, for messages and diffs."""
+    red = Redactor(secrets)
+    w = req.to_wire()
+    w["url"] = red.url(w["url"])
+    w["headers"] = {k: red.header(k, str(v)) for k, v in w["headers"].items()}
+    w["params"] = {k: (PLACEHOLDER if SENSITIVE_NAME.search(k) else v) for k, v in w["params"].items()}
+    for key in ("json", "form", "text"):
+        if key in w:
+            w[key] = json.loads(red.text(json.dumps(w[key], ensure_ascii=False)))
+    return w
+
+
 # --------------------------------------------------------------------------------------------------
 # Cassettes
 # --------------------------------------------------------------------------------------------------
@@ -220,7 +241,7 @@ def wire_request(req: VendorRequest) -> dict[str, Any]:
 
     kw = build_kwargs(req, None)
     built = httpx.Request(
-        kw["method"], kw["url"], params=kw["params"], headers=kw["headers"], content=kw.get("content")
+        kw["method"], kw["url"], params=kw.get("params"), headers=kw["headers"], content=kw.get("content")
     )
     headers = {k: v for k, v in kw["headers"].items() if k.lower() not in TRANSPORT_HEADERS}
     return {
@@ -276,6 +297,7 @@ def build_cassette(
     provenance = {
         "recorded_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "source": CASSETTE_SOURCE,
+        "response_source": case.response_source or "the vendor's documented response example",
         "fixture": f"integrations/{case.integration}/fixtures/{case.name}.json",
         "integration": case.integration,
         "vendor_api_version": connector.spec.vendor.api_version,

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from sdk.connector import Connector
 from sdk.request import VendorRequest
+from sdk.testing.cases import safe_url
 
 _TEMPLATE = re.compile(r"\{\{.*?\}\}")
 
@@ -76,9 +77,8 @@ def request_problems(connector: Connector, req: VendorRequest) -> list[str]:
     allowed = ("https",) if spec.require_https else ("https", "http")
     if parts.scheme not in allowed or not parts.netloc:
         problems.append(
-            f"url {req.url[:120]!r} is not an absolute {' or '.join(allowed)} URL; check the endpoint "
-            "template "
-            f"and the settings it uses"
+            f"url {safe_url(req.url)[:120]!r} is not an absolute {' or '.join(allowed)} URL; "
+            "check the endpoint template and the settings it uses"
         )
     if any(not isinstance(v, str) for v in req.headers.values()):
         problems.append("header values must be strings")

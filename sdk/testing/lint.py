@@ -56,10 +56,11 @@ def lint_integration(folder: Path) -> list[str]:
             problems.append(f"{rel}/spec.yaml settings.properties.{key}: must be a JSON Schema object")
             continue
         looks_secret = SECRET_LIKE_SETTING.search(key) and prop.get("type", "string") == "string"
-        if looks_secret and key not in secret:
+        # `secret: false` is an explicit, reviewable statement that a credential-sounding name is not one.
+        if looks_secret and key not in secret and prop.get("secret") is not False:
             problems.append(
                 f"{rel}/spec.yaml settings.properties.{key}: looks like a credential; add `secret: true` "
-                f"so it is redacted from cassettes and logs"
+                f"so it is redacted from cassettes and logs (or `secret: false` if it is not a credential)"
             )
     a = spec.auth
     for attr in ("password", "token", "value"):

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,21 @@ def _headers_matcher(r1: Any, r2: Any) -> None:
 
     a, b = norm(r1), norm(r2)
     assert a == b, f"headers differ: live {a} != recorded {b}"
+
+
+@contextmanager
+def network_blocked() -> Iterator[None]:
+    """Belt and braces on top of record mode ``none``: any real connection attempt fails loudly."""
+
+    def refuse(self: socket.socket, address: Any) -> None:
+        raise RuntimeError(f"network access blocked in contract tests (tried {address!r})")
+
+    original = socket.socket.connect
+    socket.socket.connect = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.socket.connect = original  # type: ignore[method-assign]
 
 
 def make_vcr(redactor: Redactor) -> vcr.VCR:
@@ -88,11 +106,13 @@ def replay_case(
     connector: Connector, case: Case, cassette: Path, secrets: list[str]
 ) -> tuple[list[VendorRequest], list[DeliveryResult]]:
     """Send ``case``'s requests through httpx inside ``cassette``; AssertionError on mismatch."""
+    __tracebackhide__ = True  # its arguments include the secrets; keep them out of failure reports
     requests = case.run(connector)
     redactor = Redactor(secrets)
     results: list[DeliveryResult] = []
     try:
-        with make_vcr(redactor).use_cassette(str(cassette), allow_playback_repeats=False) as cass:
+        cassette_ctx = make_vcr(redactor).use_cassette(str(cassette), allow_playback_repeats=False)
+        with network_blocked(), cassette_ctx as cass:
             with httpx.Client() as client:
                 for req in requests:
                     results.append(send(client, req, timeout=5.0))

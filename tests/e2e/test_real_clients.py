@@ -41,10 +41,11 @@ def _drive(client, prefix: str, errors: list) -> set[str]:
 
 
 @pytest.mark.timeout(300)
-def test_segment_and_rudder_clients_deliver_every_event_once_in_order(pg_dsn, tmp_path):
+def test_segment_and_rudder_clients_deliver_every_event_once_in_order(pg_dsn, tmp_path, measurement):
     with Sink() as sink:
         cfg = webhook_config({"e2e-webhook": sink.url("/hook")}, write_key="e2e-write-key")
-        with SluiceProcess(cfg, tmp_path / "sluice", database_url=pg_dsn) as sluice:
+        # production mode: no --allow-uncertified, so the certified webhook connector is what runs
+        with SluiceProcess(cfg, tmp_path / "sluice", database_url=pg_dsn, extra_args=[]) as sluice:
             errors: list = []
 
             def on_error(exc, batch):
@@ -77,8 +78,8 @@ def test_segment_and_rudder_clients_deliver_every_event_once_in_order(pg_dsn, tm
             e.setdefault("properties", {})["seq"] = (e.get("traits") or {}).get("seq")
     violations = order_violations(delivered)
     users = {e.get("userId") for e in delivered}
-    print(
-        f"\n[e2e] events sent={len(sent)} users={len(users)} delivered={len(delivered)} "
+    measurement(
+        f"[e2e] events sent={len(sent)} users={len(users)} delivered={len(delivered)} "
         f"unique={len(counts)} duplicates={sum(c - 1 for c in dups.values())} "
         f"order_violations={len(violations)} clients_done_s={t_sent:.1f} all_delivered_s={t_done:.1f} "
         f"rate={len(sent) / t_done:.0f} ev/s"

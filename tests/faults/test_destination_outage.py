@@ -19,7 +19,8 @@ from support.sink import Sink, message_id_counts, order_violations
 BEFORE_S = 8
 OUTAGE_S = 60
 AFTER_S = 5
-RATE = 200  # events/s offered
+RATE = 100  # events/s offered: well under one router's capacity even on a busy 2-core CI box
+CAUGHT_UP_SLACK_S = 10  # a blocked healthy destination would be ~OUTAGE_S behind, not 10 s
 
 
 def _window(times: list[float], lo: float, hi: float) -> float:
@@ -52,7 +53,7 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 @pytest.mark.timeout(300)
-def test_destination_down_60s_other_unaffected_all_delivered_in_order(pg_dsn, tmp_path):
+def test_destination_down_60s_other_unaffected_all_delivered_in_order(pg_dsn, tmp_path, measurement):
     with Sink() as down_sink, Sink() as ok_sink:
         cfg = webhook_config(
             {"flaky": down_sink.url("/flaky"), "healthy": ok_sink.url("/healthy")},
@@ -69,9 +70,9 @@ def test_destination_down_60s_other_unaffected_all_delivered_in_order(pg_dsn, tm
                 down_sink.respond(503, seconds=OUTAGE_S, body='{"error":"down for maintenance"}')
                 time.sleep(OUTAGE_S)
                 t_up = time.monotonic()
-                # healthy must have everything acknowledged until 5 s before the outage ended
+                # healthy must have everything acknowledged until shortly before the outage ended
                 ok_missing_at_end = ok_sink.wait_for_message_ids(
-                    load.acked_before(t_up - 5), timeout=0.1, path="/healthy"
+                    load.acked_before(t_up - CAUGHT_UP_SLACK_S), timeout=0.1, path="/healthy"
                 )
                 time.sleep(AFTER_S)
             finally:
@@ -96,8 +97,8 @@ def test_destination_down_60s_other_unaffected_all_delivered_in_order(pg_dsn, tm
     flaky_counts = message_id_counts(flaky_events)
     ok_counts = message_id_counts(ok_sink.delivered_events("/healthy"))
     failed_attempts = sum(1 for r in down_sink.attempts if r.status >= 500)
-    print(
-        f"\n[destination-outage] acked={len(acked)} outage={OUTAGE_S}s "
+    measurement(
+        f"[destination-outage] acked={len(acked)} outage={OUTAGE_S}s "
         f"ingest_before={in_before:.0f} ev/s ingest_during={in_during:.0f} ev/s "
         f"healthy_throughput_before={thr_before:.0f} ev/s healthy_throughput_during={thr_during:.0f} ev/s "
         f"healthy_lag_before p50={_pct(lag_before, 0.5) * 1000:.0f}ms "

@@ -52,7 +52,7 @@ def _dead_letters(dsn: str) -> list[tuple]:
 
 
 @pytest.mark.timeout(180)
-def test_400s_go_to_dead_letters_and_replay_delivers_after_fix(pg_dsn, tmp_path):
+def test_400s_go_to_dead_letters_and_replay_delivers_after_fix(pg_dsn, tmp_path, measurement):
     events = _events()
     poison_ids = {e["messageId"] for e in events if e["properties"]["poison"]}
     good_ids = {e["messageId"] for e in events} - poison_ids
@@ -84,8 +84,8 @@ def test_400s_go_to_dead_letters_and_replay_delivers_after_fix(pg_dsn, tmp_path)
 
     delivered = sink.delivered_events("/hook")
     counts = message_id_counts(delivered)
-    print(
-        f"\n[dlq] events={len(events)} poisoned={len(poison_ids)} dead_letters={len(dead)} "
+    measurement(
+        f"[dlq] events={len(events)} poisoned={len(poison_ids)} dead_letters={len(dead)} "
         f"attempts_on_poisoned_before_fix={poison_attempts} good_missing={len(missing_good)} "
         f"replay_exit={replayed.returncode} replayed_delivered={len(poison_ids) - len(missing_poison)} "
         f"replay_to_delivered_s={replay_s:.2f} duplicates={sum(c - 1 for c in counts.values() if c > 1)}"

@@ -19,7 +19,7 @@ OUTAGE_S = 10
 
 
 @pytest.mark.timeout(240)
-def test_postgres_down_10s_gives_503_then_recovers_without_loss(private_postgres, tmp_path):
+def test_postgres_down_10s_gives_503_then_recovers_without_loss(private_postgres, tmp_path, measurement):
     dsn = private_postgres.start()
     with Sink() as sink:
         cfg = webhook_config({"pg-webhook": sink.url("/hook")}, write_key="pg-key")
@@ -53,8 +53,8 @@ def test_postgres_down_10s_gives_503_then_recovers_without_loss(private_postgres
         stats.first_ack_after_refusal_at - t_up if stats.first_ack_after_refusal_at is not None else None
     )
     first_refusal_s = stats.first_refusal_at - t_down if stats.first_refusal_at is not None else None
-    print(
-        f"\n[postgres-outage] acked_before={acked_before} acked_during_outage={acked_during} "
+    measurement(
+        f"[postgres-outage] acked_before={acked_before} acked_during_outage={acked_during} "
         f"acked_total={len(acked)} missing_acked={len(missing)} "
         f"duplicates={sum(c - 1 for c in counts.values() if c > 1)} statuses={dict(stats.statuses)} "
         f"client_errors={dict(stats.errors)} retry_after={sorted(set(stats.retry_after_values))[:3]} "

@@ -78,6 +78,10 @@ def test_certify_then_edit_is_refused_at_load(tree: Path) -> None:
     for name in ("spec_lint", "cassette_replay", "cassette_classified", "error_path", "fuzz", "fixture_case"):
         assert checks[name].passed > 0 and checks[name].failed == 0, name
     assert checks["error_path"].passed == 10
+    # 200 fuzzed events for the one event type, some mapped to requests, the rest typed errors
+    assert checks["fuzz_examples"].passed == 200
+    assert checks["fuzz_requests"].passed > 0
+    assert checks["fuzz_requests"].passed + checks["fuzz_typed_errors"].passed == 200
     assert (cert.expires_at - cert.certified_at).days == 90
     assert any(f.startswith("cassettes/demo/") for f in cert.files)
 

@@ -52,8 +52,12 @@ def test_write_key_in_body_and_basic_auth(gw, pg_dsn):
 
 def test_clock_skew_correction(gw, pg_dsn):
     # The client's clock is a year behind; only the 10 s between its two readings matter.
-    body = {"userId": "u1", "event": "E", "originalTimestamp": "2020-01-01T00:00:00.000Z",
-            "sentAt": "2020-01-01T00:00:10.000Z"}
+    body = {
+        "userId": "u1",
+        "event": "E",
+        "originalTimestamp": "2020-01-01T00:00:00.000Z",
+        "sentAt": "2020-01-01T00:00:10.000Z",
+    }
     assert post(gw, "/v1/track", body).status_code == 200
     ev = stored(pg_dsn)[0]
     from pipeline.gateway.events import parse_time
@@ -61,14 +65,22 @@ def test_clock_skew_correction(gw, pg_dsn):
     delta = parse_time(ev["receivedAt"], "", "") - parse_time(ev["timestamp"], "", "")
     assert delta.total_seconds() == pytest.approx(10.0, abs=0.002)
     # A client-supplied timestamp is kept as is.
-    assert post(gw, "/v1/track", {"userId": "u1", "event": "E", "timestamp": "2021-05-05T00:00:00Z"}).status_code == 200
+    assert (
+        post(gw, "/v1/track", {"userId": "u1", "event": "E", "timestamp": "2021-05-05T00:00:00Z"}).status_code
+        == 200
+    )
     assert stored(pg_dsn)[1]["timestamp"] == "2021-05-05T00:00:00Z"
 
 
 def test_batch_merges_top_level_context_and_integrations(gw, pg_dsn):
     body = {
         "batch": [
-            {"type": "track", "userId": "u1", "event": "A", "context": {"ip": "1.1.1.1", "library": {"name": "own"}}},
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "A",
+                "context": {"ip": "1.1.1.1", "library": {"name": "own"}},
+            },
             {"type": "identify", "anonymousId": "a1", "integrations": {"Webhook": False}},
         ],
         "context": {"library": {"name": "top", "version": "9"}, "locale": "en"},
@@ -155,8 +167,11 @@ def test_backlog_bound_answers_503_with_retry_after(start_pipeline, pg_dsn):
 
 def test_recovers_by_itself_when_its_database_connection_is_killed(gw, pg_dsn):
     assert post(gw, "/v1/identify", {"userId": "before"}).status_code == 200
-    sql(pg_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    sql(
+        pg_dsn,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
     statuses = []
 
     def accepted_again():

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import json
 
-from pipeline_helpers import TEST_INTEGRATIONS, fast_retry, pipeline_config, send, sql, track, wait_until, webhook
+from pipeline_helpers import (
+    TEST_INTEGRATIONS,
+    fast_retry,
+    pipeline_config,
+    send,
+    sql,
+    track,
+    wait_until,
+    webhook,
+)
 
 
 def is_event(user, seq):
     def match(path, body):
-        return isinstance(body, dict) and body.get("userId") == user and body.get("properties", {}).get("seq") == seq
+        return (
+            isinstance(body, dict)
+            and body.get("userId") == user
+            and body.get("properties", {}).get("seq") == seq
+        )
 
     return match
 
@@ -41,6 +54,7 @@ def test_failed_event_blocks_only_its_user_until_it_succeeds(start_pipeline, sin
     attempts = [(a.body["userId"], a.body["properties"]["seq"]) for a in sink.attempts]
     assert attempts.count(("u1", 3)) == 1
     assert attempts.count(("u1", 2)) >= 2
+    wait_until(lambda: set(states(pg_dsn).values()) == {"succeeded"})
     rows = dict(sql(pg_dsn, "SELECT message_id, attempts FROM delivery_jobs"))
     assert rows["u1-2"] >= 2 and rows["u1-3"] == 1
 
@@ -52,9 +66,11 @@ def test_abort_goes_to_dead_letters_and_unblocks_the_user(start_pipeline, sink, 
     wait_until(lambda: sink.delivered_count() >= 2)
     assert seqs(sink.delivered_events(), "u1") == [1, 3]
     wait_until(lambda: states(pg_dsn) == {"u1-1": "succeeded", "u1-2": "aborted", "u1-3": "succeeded"})
-    (stage, dest, user, mid, status, response, reason, attempts, req, event), = sql(
-        pg_dsn, "SELECT stage, destination, user_key, message_id, last_status, last_response, reason, attempts, "
-                "last_request, event FROM dead_letters")
+    ((stage, dest, user, mid, status, response, reason, attempts, req, event),) = sql(
+        pg_dsn,
+        "SELECT stage, destination, user_key, message_id, last_status, last_response, reason, attempts, "
+        "last_request, event FROM dead_letters",
+    )
     assert (stage, dest, user, mid, status, attempts) == ("delivery", "hook", "u1", "u1-2", 400, 1)
     assert "bad payload" in response and "400" in reason
     assert req["url"] == sink.url() and req["json"]["messageId"] == "u1-2"
@@ -77,9 +93,13 @@ def test_throttle_honours_retry_after(start_pipeline, sink, pg_dsn):
     sink.respond(429, headers={"Retry-After": "2"}, seconds=1.0)
     p = start_pipeline(pipeline_config([webhook("hook", sink.url())]))
     send(p, [track("u1", 1)])
-    gap = wait_until(lambda: sql(
-        pg_dsn, "SELECT extract(epoch FROM next_attempt_at - last_attempt_at) FROM delivery_jobs "
-                "WHERE state = 'failed'"))
+    gap = wait_until(
+        lambda: sql(
+            pg_dsn,
+            "SELECT extract(epoch FROM next_attempt_at - last_attempt_at) FROM delivery_jobs "
+            "WHERE state = 'failed'",
+        )
+    )
     assert float(gap[0][0]) >= 2.0  # scheduled no earlier than the vendor asked
     wait_until(lambda: sink.delivered_count() == 1, timeout=30)
     status = sql(pg_dsn, "SELECT state, attempts FROM delivery_jobs")[0]
@@ -95,7 +115,12 @@ def test_unordered_destination_lets_later_events_pass(start_pipeline, sink, pg_d
 
 
 def test_batching_merges_requests_and_keeps_per_user_order(start_pipeline, sink, pg_dsn):
-    dest = {"name": "strict", "integration": "strictbox", "config": {"url": sink.url("/s")}, "retry": fast_retry()}
+    dest = {
+        "name": "strict",
+        "integration": "strictbox",
+        "config": {"url": sink.url("/s")},
+        "retry": fast_retry(),
+    }
     p = start_pipeline(pipeline_config([dest]), integrations_root=TEST_INTEGRATIONS)
     events = [track(f"u{i % 3}", i, revenue=1) for i in range(25)]
     send(p, events)
@@ -111,7 +136,12 @@ def test_batching_merges_requests_and_keeps_per_user_order(start_pipeline, sink,
 
 def test_failed_batch_is_retried_and_order_holds(start_pipeline, sink, pg_dsn):
     sink.respond(500, seconds=1.0)
-    dest = {"name": "strict", "integration": "strictbox", "config": {"url": sink.url("/s")}, "retry": fast_retry()}
+    dest = {
+        "name": "strict",
+        "integration": "strictbox",
+        "config": {"url": sink.url("/s")},
+        "retry": fast_retry(),
+    }
     p = start_pipeline(pipeline_config([dest]), integrations_root=TEST_INTEGRATIONS)
     events = [track(f"u{i % 2}", i, revenue=1) for i in range(12)]
     send(p, events)
@@ -136,14 +166,19 @@ def test_private_addresses_are_refused_unless_allowed(start_pipeline, sink, pg_d
 
 def test_a_hanging_destination_does_not_slow_a_healthy_one(start_pipeline, sink, pg_dsn):
     sink.respond(200, match=lambda path, body: path == "/slow", delay_s=8)
-    p = start_pipeline(pipeline_config([
-        webhook("slow", sink.url("/slow"), concurrency=4),
-        webhook("fast", sink.url("/fast")),
-    ]))
+    p = start_pipeline(
+        pipeline_config(
+            [
+                webhook("slow", sink.url("/slow"), concurrency=4),
+                webhook("fast", sink.url("/fast")),
+            ]
+        )
+    )
     events = [track(f"u{i % 10}", i) for i in range(60)]
     send(p, events)
     wait_until(lambda: sink.delivered_count("/fast") >= 60, timeout=30)
     # Everything reached the healthy destination while the slow one had not completed a single request.
     assert sink.delivered_count("/slow") == 0
     assert json.dumps(sorted(e["messageId"] for e in sink.delivered_events("/fast"))) == json.dumps(
-        sorted(e["messageId"] for e in events))
+        sorted(e["messageId"] for e in events)
+    )

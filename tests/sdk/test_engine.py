@@ -43,7 +43,9 @@ SPEC = {
         },
         "identify": {
             "endpoint": "users",
-            "body": {"email": {"from": ["traits.email", "context.traits.email"], "format": ["trim", "lower"]}},
+            "body": {
+                "email": {"from": ["traits.email", "context.traits.email"], "format": ["trim", "lower"]}
+            },
         },
     },
 }
@@ -58,8 +60,13 @@ CTX = TransformContext.at("2024-05-01T12:00:00Z", seed="m1")
 
 
 def test_track_maps_fields_formats_and_nesting(demo):
-    ev = {"type": "track", "event": "Bought", "userId": 42, "timestamp": "2024-05-01T10:00:00Z",
-          "properties": {"revenue": "9.5", "color": "red"}}
+    ev = {
+        "type": "track",
+        "event": "Bought",
+        "userId": 42,
+        "timestamp": "2024-05-01T10:00:00Z",
+        "properties": {"revenue": "9.5", "color": "red"},
+    }
     [req] = demo.transform(ev, {"apiKey": "k"}, CTX)
     assert req.method == "POST"
     assert req.url == "https://api.demo.io/v1/events"
@@ -134,12 +141,17 @@ def test_spec_rejects_unknown_key():
 
 
 def test_unknown_format_in_spec_is_spec_error():
-    bad = dict(SPEC, mappings={"track": {"endpoint": "events", "body": {"x": {"from": "a", "format": ["zzz"]}}}})
+    bad = dict(
+        SPEC, mappings={"track": {"endpoint": "events", "body": {"x": {"from": "a", "format": ["zzz"]}}}}
+    )
     with pytest.raises(SpecError, match="unknown format 'zzz'"):
         Connector(DestinationSpec.model_validate(bad))
 
 
 def test_context_ids_are_deterministic():
-    a, b = TransformContext.at("2024-01-01T00:00:00Z", "seed"), TransformContext.at("2024-01-01T00:00:00Z", "seed")
+    a, b = (
+        TransformContext.at("2024-01-01T00:00:00Z", "seed"),
+        TransformContext.at("2024-01-01T00:00:00Z", "seed"),
+    )
     assert [a.new_id(), a.new_id()] == [b.new_id(), b.new_id()]
     assert a.now_ms == 1704067200000

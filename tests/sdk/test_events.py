@@ -26,13 +26,16 @@ def test_each_type_parses_and_keeps_extras():
     assert parse_event(cases[0]).model_extra == {"x": 1}
 
 
-@pytest.mark.parametrize("bad", [
-    {"type": "track", "userId": "u"},
-    {"type": "track", "event": "x"},
-    {"type": "alias", "userId": "u"},
-    {"type": "warp", "userId": "u"},
-    {"type": "identify", "userId": "u", "traits": "not an object"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"type": "track", "userId": "u"},
+        {"type": "track", "event": "x"},
+        {"type": "alias", "userId": "u"},
+        {"type": "warp", "userId": "u"},
+        {"type": "identify", "userId": "u", "traits": "not an object"},
+    ],
+)
 def test_invalid_events_are_rejected(bad):
     with pytest.raises(ValidationError):
         parse_event(bad)
@@ -48,4 +51,6 @@ def test_json_schema_validates_the_same_way():
 
 def test_committed_schema_is_current():
     committed = json.loads((ROOT / "sdk" / "schemas" / "event.schema.json").read_text())
-    assert committed == json.loads(json.dumps(event_json_schema())), "run `sluice schema events --out sdk/schemas/event.schema.json`"
+    assert committed == json.loads(json.dumps(event_json_schema())), (
+        "run `sluice schema events --out sdk/schemas/event.schema.json`"
+    )

@@ -41,8 +41,10 @@ def test_sha256_hashes_plain_values_and_keeps_hashed_ones():
     assert formats.sha256(digest.upper()) == digest
 
 
-@pytest.mark.parametrize(("fmt", "value"), [("number", "abc"), ("number", True), ("iso8601", "not a date"),
-                                             ("boolean", "maybe"), ("number", "nan")])
+@pytest.mark.parametrize(
+    ("fmt", "value"),
+    [("number", "abc"), ("number", True), ("iso8601", "not a date"), ("boolean", "maybe"), ("number", "nan")],
+)
 def test_format_rejects(fmt, value):
     _, fn, _ = formats.resolve(fmt)
     with pytest.raises(formats.FormatError):

@@ -10,13 +10,22 @@ from sdk.cli.transform import transform_line
 def test_unknown_destination_answers_error_and_goes_on():
     lines = [
         {"destination": "no-such-thing", "config": {}, "event": {"type": "track"}},
-        {"destination": "WEBHOOK", "config": {"webhookUrl": "https://h.example/x"},
-         "event": {"type": "track", "event": "e", "userId": "u"}, "now": "2024-01-01T00:00:00Z"},
+        {
+            "destination": "WEBHOOK",
+            "config": {"webhookUrl": "https://h.example/x"},
+            "event": {"type": "track", "event": "e", "userId": "u"},
+            "now": "2024-01-01T00:00:00Z",
+        },
         "not json",
     ]
     inp = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
-    p = subprocess.run([sys.executable, "-m", "sdk.cli.transform_main"], input=inp, capture_output=True,
-                       text=True, check=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "sdk.cli.transform_main"],
+        input=inp,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     outs = [json.loads(x) for x in p.stdout.splitlines()]
     assert len(outs) == 3
     assert outs[0]["error"]["type"] == "unknown_destination"

@@ -79,7 +79,7 @@ class SluiceProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.database_url = database_url
         self.port = port or free_port()
-        self.extra_args = list(extra_args or ["--allow-uncertified"])
+        self.extra_args = list(extra_args) if extra_args is not None else ["--allow-uncertified"]
         self.env = dict(env or {})
         self.config_path = self.workdir / "sluice.yaml"
         self.log_path = self.workdir / "sluice.log"

@@ -130,7 +130,7 @@ class Sink:
                 await writer.drain()
                 if headers.get("Connection", "").lower() == "close":
                     return
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
             return
         finally:
             self._writers.discard(writer)
@@ -191,7 +191,13 @@ class Sink:
                 self._server.close()
             for w in list(self._writers):
                 w.transport.abort()  # open keep-alive connections end; their handlers return quietly
-            await asyncio.sleep(0.05)
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if others:
+                _, still = await asyncio.wait(others, timeout=1)
+                for t in still:  # e.g. a handler inside a delay_s sleep
+                    t.cancel()
+                if still:
+                    await asyncio.wait(still, timeout=1)
 
         fut = asyncio.run_coroutine_threadsafe(shutdown(), loop)
         try:

@@ -100,8 +100,10 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_destination ON dead_letters (destination, created_at);
 
 -- Create the id-range partitions of `parent` from the one holding the sequence's current value up to
--- `partitions_ahead` more. Idempotent and safe to race (another process creating the same one is fine).
-CREATE FUNCTION sluice_ensure_id_partitions(parent text, seq text, size_key text) RETURNS integer
+-- `partitions_ahead` more beyond the one that will hold `extra` further ids (a writer about to insert
+-- `extra` rows passes it after a "no partition" error). Idempotent and safe to race.
+CREATE FUNCTION sluice_ensure_id_partitions(parent text, seq text, size_key text, extra bigint DEFAULT 0)
+RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     psize bigint;
@@ -115,7 +117,7 @@ BEGIN
     SELECT value INTO ahead FROM sluice_queue_settings WHERE name = 'partitions_ahead';
     EXECUTE format('SELECT last_value FROM %I', seq) INTO cur;
     first_no := cur / psize;
-    FOR n IN first_no .. first_no + ahead LOOP
+    FOR n IN first_no .. (cur + extra) / psize + ahead LOOP
         pname := format('%s_p%s', parent, lpad(n::text, 10, '0'));
         CONTINUE WHEN to_regclass(pname) IS NOT NULL;
         CONTINUE WHEN EXISTS (SELECT 1 FROM sluice_partitions p WHERE p.name = pname);
