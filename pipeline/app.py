@@ -221,7 +221,7 @@ class Pipeline:
             await self.writer.stop()
         self.stopping.set()
         if self._tasks:
-            done, pending = await asyncio.wait(self._tasks, timeout=30)
+            done, pending = await asyncio.wait(self._tasks, timeout=45)
             for t in pending:
                 t.cancel()
         if self.pool is not None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import datetime as dt
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,25 @@ def resolve_dsn(
         ) from None
     click.echo("No DATABASE_URL set: starting a local Postgres in .sluice/ ...", err=True)
     return ensure_local_postgres(Path(".sluice"))
+
+
+def _run(coro: Any) -> Any:
+    """asyncio.run, on uvloop when it is installed (a faster event loop; optional)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _share_metrics() -> None:
+    """Let gateway and workers processes publish metrics through one directory (prometheus_client's
+    multiprocess mode); it must be set before prometheus_client is first imported."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_client" in sys.modules:
+        return
+    path = tempfile.mkdtemp(prefix="sluice-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    atexit.register(shutil.rmtree, path, True)
 
 
 def _load(config_path: str) -> SluiceConfig:
@@ -100,6 +122,8 @@ def register(main: click.Group) -> None:
         """Start gateway, processor and router; Ctrl-C / SIGTERM drains and stops."""
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        if role == "all" and not single_process:
+            _share_metrics()
         from pipeline.app import Pipeline, WorkerSupervisor, load_connectors, serve_workers
 
         config = _load(config_path)
@@ -114,9 +138,7 @@ def register(main: click.Group) -> None:
         dsn = resolve_dsn(config, database_url)
         if role == "workers":
             try:
-                asyncio.run(
-                    serve_workers(Pipeline(config, dsn, allow_uncertified=allow_uncertified, http=False))
-                )
+                _run(serve_workers(Pipeline(config, dsn, allow_uncertified=allow_uncertified, http=False)))
             except psycopg.OperationalError as e:
                 raise click.ClickException(f"workers: cannot reach the database: {e}") from None
             return
@@ -141,7 +163,7 @@ def register(main: click.Group) -> None:
                 config, dsn, allow_uncertified=allow_uncertified, run_workers=False, supervisor=supervisor
             )
         try:
-            asyncio.run(_up(pipeline, host, port))
+            _run(_up(pipeline, host, port))
         except psycopg.OperationalError as e:
             raise click.ClickException(
                 f"cannot reach the database at {redact_dsn(dsn)}: {str(e).strip().splitlines()[0]}; "

@@ -13,7 +13,8 @@ from typing import Any
 
 EVENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
-_TIME_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
+_TYPE_SET = frozenset(EVENT_TYPES)
+_ID_TYPES = (str, int)  # exact types: a JSON true/false (bool) is not an id
 
 
 class EventError(Exception):
@@ -69,51 +70,59 @@ def normalise(
     batch_context: dict[str, Any] | None = None,
     batch_integrations: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Check one event and fill in what the server owns; mutates and returns ``event``."""
-    if not isinstance(event, dict):
+    """Check one event and fill in what the server owns; mutates and returns ``event``.
+
+    Written for speed (``type(x) is dict`` where ``json.loads`` guarantees exact types, one bound
+    ``get``): it runs for every event the gateway accepts.
+    """
+    if type(event) is not dict:
         raise EventError(f"{where}: an event must be a JSON object, got {type(event).__name__}")
+    get = event.get
     if etype is None:
-        t = event.get("type")
-        if not isinstance(t, str) or t.lower() not in EVENT_TYPES:
+        t = get("type")
+        lowered = t.lower() if type(t) is str else None
+        if lowered not in _TYPE_SET:
             raise EventError(f"{where}: type must be one of {', '.join(EVENT_TYPES)}, got {t!r}")
-        etype = t.lower()
+        etype = lowered
     event["type"] = etype
-    uid = event.get("userId")
-    aid = event.get("anonymousId")
-    if uid in (None, "") and aid in (None, ""):
+    uid = get("userId")
+    aid = get("anonymousId")
+    if (uid is None or uid == "") and (aid is None or aid == ""):
         raise EventError(f"{where}: the event needs a userId or an anonymousId; set one of them")
-    for name, v in (("userId", uid), ("anonymousId", aid)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
-            raise EventError(f"{where}: {name} must be a string, got {type(v).__name__}")
+    if uid is not None and type(uid) not in _ID_TYPES:
+        raise EventError(f"{where}: userId must be a string, got {type(uid).__name__}")
+    if aid is not None and type(aid) not in _ID_TYPES:
+        raise EventError(f"{where}: anonymousId must be a string, got {type(aid).__name__}")
     for f in _OBJECT_FIELDS:
-        v = event.get(f)
-        if v is not None and not isinstance(v, dict):
+        v = get(f)
+        if v is not None and type(v) is not dict:
             raise EventError(f"{where}: {f} must be a JSON object, got {type(v).__name__}")
     if etype == "track":
-        name = event.get("event")
-        if not isinstance(name, str) or not name.strip():
+        name = get("event")
+        if type(name) is not str or not name.strip():
             raise EventError(f"{where}: a track event needs an 'event' name (a non-empty string)")
     elif etype == "group":
-        if event.get("groupId") in (None, ""):
+        if get("groupId") in (None, ""):
             raise EventError(f"{where}: a group event needs a groupId")
     elif etype == "alias":
-        if event.get("previousId") in (None, ""):
+        if get("previousId") in (None, ""):
             raise EventError(f"{where}: an alias event needs a previousId (the old id)")
-    mid = event.get("messageId")
-    if mid in (None, ""):
+    mid = get("messageId")
+    if mid is None or mid == "":
         event["messageId"] = str(uuid.uuid4())
-    elif not isinstance(mid, (str, int)) or isinstance(mid, bool):
+    elif type(mid) not in _ID_TYPES:
         raise EventError(f"{where}: messageId must be a string, got {type(mid).__name__}")
     if batch_context:
         event["context"] = _merge(batch_context, event.get("context") or {})
     if batch_integrations:
         event["integrations"] = _merge(batch_integrations, event.get("integrations") or {})
-    if event.get("sentAt") is None and batch_sent_at is not None:
+    if batch_sent_at is not None and get("sentAt") is None:
         event["sentAt"] = batch_sent_at
     event["receivedAt"] = received_iso
-    if event.get("timestamp") in (None, ""):
-        orig = event.get("originalTimestamp")
-        sent = event.get("sentAt")
+    ts = get("timestamp")
+    if ts is None or ts == "":
+        orig = get("originalTimestamp")
+        sent = get("sentAt")
         if orig not in (None, ""):
             o = parse_time(orig, "originalTimestamp", where)
             if sent not in (None, ""):
@@ -125,5 +134,5 @@ def normalise(
         else:
             event["timestamp"] = received_iso
     else:
-        parse_time(event["timestamp"], "timestamp", where)
+        parse_time(ts, "timestamp", where)
     return event

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,6 +30,8 @@ from pipeline.queue.db import copy_json, copy_text
 # 32 KB limit slightly over; they are not the client's fault.
 _SERVER_FIELDS_SLACK = 512
 _OK = b'{"success":true}'
+# One encoder for every event (json.dumps with options builds a new encoder per call).
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _reject_constant(name: str) -> Any:
@@ -183,7 +185,7 @@ class Gateway:
             lines = []
             limit = self.max_event + _SERVER_FIELDS_SLACK
             for i, ev in enumerate(events):
-                text = json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
+                text = _encode(ev)
                 if len(text) > limit:
                     raise EventError(
                         f"event {i} is larger than {self.max_event} bytes; trim its properties",
@@ -219,7 +221,7 @@ class Gateway:
         return JSONResponse(state, status_code=200 if ok else 503)
 
     async def metrics(self, request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document(self.config))

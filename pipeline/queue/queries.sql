@@ -136,6 +136,7 @@ SELECT 'delivery', j.id, j.gateway_job_id, j.destination, j.user_key, j.message_
   FROM unnest(%(ids)s::bigint[], %(requests)s::text[], %(statuses)s::int[], %(responses)s::text[],
               %(reasons)s::text[]) AS u(id, request, status, response, reason)
   JOIN delivery_jobs j ON j.id = u.id
+ WHERE NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.job_id = u.id)
  ORDER BY j.id;
 
 -- name: dlq_list

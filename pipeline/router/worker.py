@@ -49,6 +49,7 @@ from sdk.request import VendorRequest
 log = logging.getLogger("sluice.router")
 
 _SNIPPET = 1000
+_SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "apikey"}
 
 
 @dataclass
@@ -104,10 +105,22 @@ class DestinationWorker:
         burst = (dest.rate_limit.burst if dest.rate_limit else None) or connector.spec.rate_limit.burst
         self.bucket = TokenBucket(rps, burst) if rps else None
         self.throttle = Throttle()
-        self.sem = asyncio.Semaphore(dest.concurrency)
+        # Claim enough for a full vendor batch when the connector batches.
+        self.claim_limit = max(dest.batch_size, connector.spec.batching.max_events if self.batching else 1)
+        # Values of settings the spec marks `secret: true` (API keys...), never stored in dead letters.
+        self.secrets = sorted(
+            {
+                str(dest.config[k])
+                for k in connector.spec.secret_settings()
+                if dest.config.get(k) not in (None, "")
+            },
+            key=len,
+            reverse=True,
+        )
         self.wake = asyncio.Event()
-        self.client: httpx.AsyncClient | None = None
+        self.clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
         self._reset()
+        self._unwritten: list[tuple[dict[str, list[Any]], dict[str, list[Any]]]] = []
         self.delivered = 0
 
     def _reset(self) -> None:
@@ -118,10 +131,16 @@ class DestinationWorker:
 
     # -- loop -------------------------------------------------------------------------------------
     async def run(self, is_leader: Callable[[], bool], stopping: asyncio.Event) -> None:
-        limits = httpx.Limits(
-            max_connections=self.dest.concurrency, max_keepalive_connections=self.dest.concurrency
-        )
-        self.client = httpx.AsyncClient(limits=limits, timeout=self.dest.timeout_s, follow_redirects=False)
+        # One single-connection client per concurrency slot: httpx's pool does per-request work
+        # proportional to its size, which at 8-32 connections cost more CPU than the requests.
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        clients = [
+            httpx.AsyncClient(limits=limits, timeout=self.dest.timeout_s, follow_redirects=False)
+            for _ in range(self.dest.concurrency)
+        ]
+        self.clients = asyncio.Queue()
+        for c in clients:
+            self.clients.put_nowait(c)
         backoff = 0.5
         try:
             while not stopping.is_set():
@@ -152,11 +171,23 @@ class DestinationWorker:
                 if self.throttle.active:
                     await self.throttle.wait()
         finally:
-            await self.client.aclose()
+            for c in clients:
+                await c.aclose()
+
+    async def _write(self, u: dict[str, list[Any]], dl: dict[str, list[Any]]) -> None:
+        """Record a round's outcomes. Idempotent (absolute values; a job's dead letter is inserted
+        once), so outcomes whose commit was in doubt can simply be written again."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(q("router_update"), u)
+            if dl["ids"]:
+                await conn.execute(q("router_dead_letters"), dl)
 
     async def round(self) -> int:
         """Claim, send and record one round; returns the number of jobs attempted."""
-        limit = self.dest.batch_size
+        while self._unwritten:
+            await self._write(*self._unwritten[0])
+            self._unwritten.pop(0)
+        limit = self.claim_limit
         async with self.pool.connection() as conn:
             if not self.initialised:
                 if self.ordering:
@@ -264,10 +295,11 @@ class DestinationWorker:
             await self.bucket.take()
         await self.throttle.wait()
         attempted = dt.datetime.now(dt.UTC)
-        async with self.sem:
+        client = await self.clients.get()
+        try:
             for quick_retry in (True, False):
                 try:
-                    answer = await send_async(self.client, req, self.dest.timeout_s)
+                    answer = await send_async(client, req, self.dest.timeout_s)
                     break
                 except (httpx.ConnectError, httpx.RemoteProtocolError) as e:
                     # A refused connection or a keep-alive connection closed under us is usually
@@ -283,6 +315,8 @@ class DestinationWorker:
                     c = classify_exception(e)
                     metrics.REQUESTS_SENT.labels(self.name, "error").inc()
                     return Result(c.outcome, c.status, c.reason, request=wire, attempted_at=attempted)
+        finally:
+            self.clients.put_nowait(client)
         metrics.REQUESTS_SENT.labels(self.name, str(answer.status)).inc()
         c: Classification = self.connector.classify(answer.status, answer.headers, answer.body)
         if c.outcome is Outcome.THROTTLE:
@@ -358,6 +392,18 @@ class DestinationWorker:
             if r.outcome is not Outcome.SUCCESS or done_parts.get(i, 0) >= parts.get(i, 0)
         }
 
+    def _redact(self, request: dict[str, Any]) -> str:
+        """The request as JSON for the dead-letter store, with credentials replaced by ``***``."""
+        req = dict(request)
+        req["headers"] = {
+            k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in (req.get("headers") or {}).items()
+        }
+        text = json.dumps(req)
+        for secret in self.secrets:
+            if len(secret) >= 4:
+                text = text.replace(json.dumps(secret)[1:-1], "***")
+        return text
+
     # -- recording --------------------------------------------------------------------------------
     def _delay(self, attempts: int, retry_after: float | None) -> float:
         p = self.dest.retry
@@ -403,7 +449,7 @@ class DestinationWorker:
             metrics.DELIVERIES.labels(self.name, state).inc()
             if state == "aborted":
                 dl["ids"].append(j.id)
-                dl["requests"].append(json.dumps(r.request) if r.request is not None else None)
+                dl["requests"].append(self._redact(r.request) if r.request is not None else None)
                 dl["statuses"].append(r.status)
                 dl["responses"].append(r.response)
                 dl["reasons"].append(r.reason[:2000])
@@ -411,16 +457,20 @@ class DestinationWorker:
             if self.ordering:
                 if state == "failed":
                     self.blocked.add(j.user)
+                    self.released.discard(j.user)
                 elif j.user in self.blocked:
                     self.blocked.discard(j.user)
                     self.released.add(j.user)
             if state == "succeeded":
                 self.delivered += 1
         if u["ids"]:
-            async with self.pool.connection() as conn, conn.transaction():
-                await conn.execute(q("router_update"), u)
-                if dl["ids"]:
-                    await conn.execute(q("router_dead_letters"), dl)
+            try:
+                await self._write(u, dl)
+            except (psycopg.Error, OSError):
+                # Keep what the vendor already answered; it is written before anything is read
+                # again, so a database outage does not turn into duplicate deliveries.
+                self._unwritten.append((u, dl))
+                raise
         for user in unsent_users:
             if user not in self.blocked:
                 self.released.add(user)

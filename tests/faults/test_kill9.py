@@ -20,10 +20,12 @@ ROUND_BOUND = 500  # pipeline.config.Destination.batch_size default
 
 
 @pytest.mark.timeout(240)
-def test_kill9_during_load_loses_no_acknowledged_event(pg_dsn, tmp_path, measurement):
+def test_kill9_during_load_loses_no_acknowledged_event(request, pg_dsn, tmp_path, measurement):
     with Sink() as sink:
         cfg = webhook_config({"k9-webhook": sink.url("/hook")}, write_key="k9-key")
-        sluice = SluiceProcess(cfg, tmp_path / "sluice", database_url=pg_dsn).start()
+        sluice = SluiceProcess(cfg, tmp_path / "sluice", database_url=pg_dsn)
+        request.addfinalizer(sluice.close)  # never leak the process, whatever happens below
+        sluice.start()
         load = LoadGenerator(sluice.url, "k9-key", users=20, batch_size=20, rate_per_s=1000).start()
         try:
             time.sleep(LOAD_BEFORE_KILL_S)

@@ -61,7 +61,11 @@ def test_dlq_list_show_and_replay_after_the_fix(start_pipeline, sink, pg_dsn):
     assert r.exit_code == 0 and "re-enqueued 3 dead letter(s)" in r.output, r.output
     wait_until(lambda: sink.delivered_count("/hook") >= 5)
     replayed = [e["messageId"] for e in sink.delivered_events("/hook")][2:]
-    assert replayed == ["u1-2", "u2-1", "u1-3"]  # original order
+    assert sorted(replayed) == ["u1-2", "u1-3", "u2-1"]
+    assert [m for m in replayed if m.startswith("u1")] == ["u1-2", "u1-3"]  # original order per user
+    # and re-enqueued as jobs in the original order
+    jobs = sql(pg_dsn, "SELECT message_id FROM delivery_jobs WHERE replay_of IS NOT NULL ORDER BY id")
+    assert [j[0] for j in jobs] == ["u1-2", "u2-1", "u1-3"]
     assert sql(pg_dsn, "SELECT count(*) FROM dead_letters WHERE replayed_at IS NOT NULL")[0][0] == 3
     wait_until(
         lambda: (

@@ -6,6 +6,7 @@ tested on a real process, and the gateway must be reached over real HTTP by real
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -20,6 +21,19 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SLUICE_BIN = Path(sys.executable).parent / "sluice"
+
+# Every process started here, so none outlives the test session even if a test dies mid-way.
+_LIVE: set[subprocess.Popen] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for proc in list(_LIVE):
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def free_port() -> int:
@@ -112,9 +126,14 @@ class SluiceProcess:
             args, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
+        _LIVE.add(self.proc)
         self.starts += 1
         if wait:
-            self.wait_healthy(timeout)
+            try:
+                self.wait_healthy(timeout)
+            except RuntimeError:
+                self.kill9()  # an unhealthy process must not outlive the failing test
+                raise
         return self
 
     def wait_healthy(self, timeout: float = 60) -> None:
