@@ -29,7 +29,7 @@ from pipeline.gateway.writer import GroupWriter
 from pipeline.processor.processor import Processor
 from pipeline.queue.db import connect, migrate, q, redact_dsn
 from pipeline.router.guard import AddressGuard
-from pipeline.router.worker import DestinationWorker
+from pipeline.router.shards import DestinationShards, Router
 from sdk.connector import Connector
 from sdk.errors import SluiceError
 from sdk.registry import load_certified
@@ -141,7 +141,8 @@ class Pipeline:
         self.unprocessed = 0
         self.pool: AsyncConnectionPool | None = None
         self.processor: Processor | None = None
-        self.workers: dict[str, DestinationWorker] = {}
+        self.router: Router | None = None
+        self.workers: dict[str, DestinationShards] = {}
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- wiring -----------------------------------------------------------------------------------
@@ -179,7 +180,7 @@ class Pipeline:
         self.pool = AsyncConnectionPool(
             self.dsn,
             min_size=2,
-            max_size=4 + 2 * n,
+            max_size=4 + 2 * n + sum(d.shards - 1 for d in self.config.destinations),  # + router shards
             open=False,
             timeout=30,
             kwargs={"autocommit": True, "connect_timeout": 5},
@@ -191,24 +192,23 @@ class Pipeline:
             if not self.writer_in_process:
                 self.processor.idle_wait_s = 0.05  # the gateway is another process: poll briskly
             guard = AddressGuard(self.config.network.networks())
-            for d in self.config.destinations:
-                if d.enabled and d.name in self.connectors:
-                    self.workers[d.name] = DestinationWorker(
-                        self.pool,
-                        d,
-                        self.connectors[d.name],
-                        guard,
-                        poll_interval_s=self.config.router.poll_interval_s,
-                    )
+            # The router runs in every workers process: shard locks, not the leader lock, decide
+            # which process delivers which users (pipeline/router/shards.py).
+            self.router = Router(
+                self.dsn,
+                self.pool,
+                [d for d in self.config.destinations if d.enabled and d.name in self.connectors],
+                self.connectors,
+                guard,
+                poll_interval_s=self.config.router.poll_interval_s,
+            )
+            self.workers = self.router.destinations
             is_leader = lambda: self.leader.held  # noqa: E731
             self._tasks.append(asyncio.create_task(self.leader.run(self.stopping), name="leader"))
             self._tasks.append(
                 asyncio.create_task(self.processor.run(is_leader, self.stopping), name="processor")
             )
-            for name, w in self.workers.items():
-                self._tasks.append(
-                    asyncio.create_task(w.run(is_leader, self.stopping), name=f"router:{name}")
-                )
+            self._tasks.append(asyncio.create_task(self.router.run(self.stopping), name="router"))
         self._tasks.append(asyncio.create_task(self._maintenance(), name="maintenance"))
         if self.supervisor is not None:
             self._tasks.append(asyncio.create_task(self.supervisor.run(self.stopping), name="workers"))

@@ -82,6 +82,21 @@ class Destination(_Strict):
         default=50, ge=1, le=10000, description="jobs claimed per round (also the most resent after a crash)"
     )
     timeout_s: float = Field(default=30.0, gt=0)
+    shards: int = Field(
+        default=1,
+        description="users are split into this many shards, each delivered by one worker at a time "
+        "(whichever sluice process holds its lock): raise it to spread a destination over processes",
+    )
+
+    @field_validator("shards")
+    @classmethod
+    def _shards(cls, v: int) -> int:
+        if v < 1 or v > 1024:
+            raise ValueError(
+                f"shards must be between 1 and 1024 (got {v}); use 1 for one worker per destination, "
+                "or about the number of sluice processes (times a few) to share it between them"
+            )
+        return v
 
 
 class Connection(_Strict):

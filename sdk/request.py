@@ -95,11 +95,12 @@ def _form_pairs(form: dict[str, Any]) -> list[tuple[str, str]]:
         if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
             pairs.extend((k, x) for x in v)
         else:
-            pairs.append((k, _form_value(v)))
+            pairs.append((k, form_value(v)))
     return pairs
 
 
-def _form_value(v: Any) -> str:
+def form_value(v: Any) -> str:
+    """How one form field value is written: objects as compact JSON, booleans lower-case, null empty."""
     if isinstance(v, (dict, list)):
         return json.dumps(v, separators=(",", ":"))
     if isinstance(v, bool):

@@ -23,6 +23,7 @@ from sdk.batching import merge_requests
 from sdk.errors import InstrumentationError
 from sdk.mapping import formats
 from sdk.mapping.paths import get
+from sdk.mapping.values import as_identifier
 from sdk.request import VendorRequest
 from sdk.spec.model import Batching
 
@@ -39,20 +40,9 @@ V2_BATCHING = Batching(enabled=True, max_events=100, max_bytes=450_000, list_pat
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-def _scalar(v: Any) -> str | None:
-    """An identifier as Customer.io wants it: a non-empty string (numbers are stringified)."""
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, (int, float)):
-        return formats.to_string(v)
-    if isinstance(v, str) and v.strip():
-        return v
-    return None
-
-
 def _first(event: dict[str, Any], paths: tuple[str, ...]) -> str | None:
     for p in paths:
-        v = _scalar(get(event, p))
+        v = as_identifier(get(event, p))
         if v is not None:
             return v
     return None
@@ -106,7 +96,7 @@ def _retl_identifier(event: dict[str, Any]) -> tuple[str, str] | None:
     ids = get(event, "context.externalId")
     for item in ids if isinstance(ids, list) else []:
         if isinstance(item, dict) and str(item.get("type", "")).upper().startswith("CUSTOMERIO"):
-            value = _scalar(item.get("id"))
+            value = as_identifier(item.get("id"))
             if value is not None:
                 return value, str(item.get("identifierType") or "id")
     return None
@@ -154,11 +144,11 @@ def _identify(event: dict[str, Any], kit: Any) -> VendorRequest:
 
 # -- track, page, screen ---------------------------------------------------------------------------
 def _device_token(event: dict[str, Any]) -> str | None:
-    return _scalar(get(event, "context.device.token"))
+    return as_identifier(get(event, "context.device.token"))
 
 
 def _platform(event: dict[str, Any]) -> str | None:
-    raw = _scalar(get(event, "context.device.type")) or _scalar(get(event, "context.os.name"))
+    raw = as_identifier(get(event, "context.device.type")) or as_identifier(get(event, "context.os.name"))
     if raw is None:
         return None
     p = raw.strip().lower()
@@ -226,7 +216,7 @@ def _event_call(event: dict[str, Any], kit: Any) -> VendorRequest:
     body = kit.map(event, etype)
     anonymous_id = None
     if person is None:
-        anonymous_id = _scalar(event.get("anonymousId"))
+        anonymous_id = as_identifier(event.get("anonymousId"))
         if anonymous_id is None:
             raise InstrumentationError(
                 f"{etype} events need userId, an email in traits, or anonymousId: Customer.io cannot "
@@ -243,7 +233,7 @@ def _event_call(event: dict[str, Any], kit: Any) -> VendorRequest:
 # -- group, alias ----------------------------------------------------------------------------------
 def _group(event: dict[str, Any], kit: Any) -> VendorRequest:
     body = kit.map(event, "group")
-    user = _scalar(event.get("userId"))
+    user = as_identifier(event.get("userId"))
     if user is not None:
         rel = _id_or_email(user)
     else:

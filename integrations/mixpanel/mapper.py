@@ -22,6 +22,7 @@ from sdk.batching import merge_requests
 from sdk.errors import ConfigurationError, InstrumentationError, UnsupportedEventError
 from sdk.mapping import formats
 from sdk.mapping.paths import MISSING, get_path, split_path
+from sdk.mapping.values import as_dict, as_identifier
 from sdk.request import VendorRequest
 from sdk.spec.model import Batching
 
@@ -69,21 +70,6 @@ _BROWSERS: list[tuple[str, re.Pattern[str], re.Pattern[str]]] = [
 
 
 # -- small helpers ---------------------------------------------------------------------------------------
-def _dict(v: Any) -> dict[str, Any]:
-    return v if isinstance(v, dict) else {}
-
-
-def _id(v: Any) -> str | None:
-    """An identifier as Mixpanel wants it (a non-empty string), or None."""
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, (int, float)):
-        return formats.to_string(v)
-    if isinstance(v, str) and v.strip():
-        return v
-    return None
-
-
 def _present(v: Any) -> bool:
     return v is not None and v != "" and v is not MISSING
 
@@ -93,7 +79,7 @@ def _browser(event: dict[str, Any]) -> dict[str, str]:
 
     Only for ``channel: web``: a mobile or server event's user agent is an HTTP client's, not a browser's.
     """
-    user_agent = _dict(event.get("context")).get("userAgent")
+    user_agent = as_dict(event.get("context")).get("userAgent")
     channel = event.get("channel")
     if not isinstance(channel, str) or channel.lower() != "web" or not isinstance(user_agent, str):
         return {}
@@ -116,18 +102,18 @@ def _user_id(event: dict[str, Any]) -> str | None:
 
     Only identify carries user traits at the top level (a group call's traits describe the group).
     """
-    traits = _dict(event.get("traits")) if str(event.get("type", "")).lower() == "identify" else {}
-    ctx_traits = _dict(_dict(event.get("context")).get("traits"))
+    traits = as_dict(event.get("traits")) if str(event.get("type", "")).lower() == "identify" else {}
+    ctx_traits = as_dict(as_dict(event.get("context")).get("traits"))
     candidates = (event.get("userId"), traits.get("userId"), traits.get("id"), ctx_traits.get("userId"))
     for v in (*candidates, ctx_traits.get("id")):
-        if (s := _id(v)) is not None:
+        if (s := as_identifier(v)) is not None:
             return s
     return None
 
 
 def _distinct_id(event: dict[str, Any], kit: Kit) -> str:
     """distinct_id: the user, else the anonymous id (``$device:<id>`` under simplified ID merge)."""
-    user, anon = _user_id(event), _id(event.get("anonymousId"))
+    user, anon = _user_id(event), as_identifier(event.get("anonymousId"))
     if user is not None:
         return user
     if anon is not None:
@@ -177,7 +163,7 @@ def _insert_id(event: dict[str, Any], kit: Kit) -> str:
 
 def _render_name(template: str, event: dict[str, Any]) -> str:
     """'Viewed {{ name }} page' with name/category from the event, else from its properties."""
-    props = _dict(event.get("properties"))
+    props = as_dict(event.get("properties"))
 
     def sub(m: re.Match[str]) -> str:
         key = m.group(1)
@@ -195,7 +181,7 @@ def prepare(event: dict[str, Any], kit: Kit) -> dict[str, Any]:
         raise InstrumentationError("messageId should be of type string; send it as a string")
     ev = dict(event)
     for key in ("userId", "anonymousId", "previousId"):
-        if ev.get(key) == "" or (key in ev and ev[key] is not None and _id(ev[key]) is None):
+        if ev.get(key) == "" or (key in ev and ev[key] is not None and as_identifier(ev[key]) is None):
             ev.pop(key)
     etype = str(ev.get("type", "")).lower()
     if etype == "alias" and _simplified(kit):
@@ -204,7 +190,7 @@ def prepare(event: dict[str, Any], kit: Kit) -> dict[str, Any]:
             "or disable alias events for this destination"
         )
     if etype == "identify":
-        traits = {**_dict(_dict(ev.get("context")).get("traits")), **_dict(ev.get("traits"))}
+        traits = {**as_dict(as_dict(ev.get("context")).get("traits")), **as_dict(ev.get("traits"))}
         ev["traits"], ev["_set_once"] = _split_set_once(traits, kit.settings.get("setOnceProperties"))
     return ev
 
@@ -260,8 +246,8 @@ def _event_name(event: dict[str, Any], etype: str, kit: Kit) -> str:
 
 def _event_requests(body: dict[str, Any], event: dict[str, Any], kit: Kit) -> list[VendorRequest]:
     etype = str(event.get("type", "")).lower()
-    context = _dict(event.get("context"))
-    props = _dict(event.get("properties"))
+    context = as_dict(event.get("context"))
+    props = as_dict(event.get("properties"))
     time_ms = body.get("properties", {}).get("time")
     if not isinstance(time_ms, int):
         time_ms = kit.ctx.now_ms
@@ -271,7 +257,7 @@ def _event_requests(body: dict[str, Any], event: dict[str, Any], kit: Kit) -> li
 
     out_props: dict[str, Any] = dict(props)
     if not kit.settings.get("dropTraitsInTrackEvent"):
-        out_props.update(_dict(context.get("traits")))
+        out_props.update(as_dict(context.get("traits")))
     if etype in ("page", "screen"):
         for key in ("name", "category"):
             if _present(event.get(key)):
@@ -284,8 +270,8 @@ def _event_requests(body: dict[str, Any], event: dict[str, Any], kit: Kit) -> li
     out_props["$insert_id"] = _insert_id(event, kit)
     if user is not None:
         out_props["$user_id"] = user
-    if _simplified(kit) and _id(event.get("anonymousId")) is not None:
-        out_props["$device_id"] = _id(event.get("anonymousId"))
+    if _simplified(kit) and as_identifier(event.get("anonymousId")) is not None:
+        out_props["$device_id"] = as_identifier(event.get("anonymousId"))
 
     requests = []
     revenue = _transaction(props.get("revenue"), event, kit)
@@ -304,7 +290,7 @@ def _event_requests(body: dict[str, Any], event: dict[str, Any], kit: Kit) -> li
 def _utm(campaign: Any) -> dict[str, Any]:
     """context.campaign → utm_* properties, with `name` as utm_campaign."""
     out = {}
-    for key, value in _dict(campaign).items():
+    for key, value in as_dict(campaign).items():
         if _present(value) and isinstance(key, str):
             out["utm_campaign" if key == "name" else f"utm_{key}"] = value
     return out
@@ -329,7 +315,7 @@ def _transaction(revenue: Any, event: dict[str, Any], kit: Kit) -> dict[str, Any
 def _increments(props: dict[str, Any], setting: Any) -> dict[str, Any]:
     out = {}
     for item in setting if isinstance(setting, list) else []:
-        name = _dict(item).get("property")
+        name = as_dict(item).get("property")
         if isinstance(name, str) and name and _present(props.get(name)):
             out[name] = props[name]
     return out
@@ -344,7 +330,7 @@ def _split_set_once(traits: dict[str, Any], setting: Any) -> tuple[dict[str, Any
     """Move configured set-once traits out of ``traits``; returns (remaining traits, $set_once object)."""
     set_once: dict[str, Any] = {}
     for item in setting if isinstance(setting, list) else []:
-        path = _dict(item).get("property")
+        path = as_dict(item).get("property")
         if not isinstance(path, str) or not path.strip():
             continue
         parts = split_path(path.strip())
@@ -382,7 +368,7 @@ _PLATFORM_KEYS = {
 
 def _device_fields(context: dict[str, Any]) -> dict[str, Any]:
     """Mixpanel's platform-specific profile properties, including the push token list."""
-    device, os_, app = (_dict(context.get(k)) for k in ("device", "os", "app"))
+    device, os_, app = (as_dict(context.get(k)) for k in ("device", "os", "app"))
     kind = device.get("type").lower() if isinstance(device.get("type"), str) else ""
     platform = "ios" if kind in APPLE_DEVICE_TYPES else kind
     if platform not in _PLATFORM_KEYS:
@@ -399,10 +385,10 @@ def _device_fields(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def _identify_requests(body: dict[str, Any], event: dict[str, Any], kit: Kit) -> list[VendorRequest]:
-    context = _dict(event.get("context"))
-    traits = _dict(event.get("traits"))
+    context = as_dict(event.get("context"))
+    traits = as_dict(event.get("traits"))
     distinct = _distinct_id(event, kit)
-    mapped = {k: v for k, v in _dict(body.get("$set")).items() if _present(v)}
+    mapped = {k: v for k, v in as_dict(body.get("$set")).items() if _present(v)}
     consumed = _consumed_traits(kit)
     profile = {k: v for k, v in traits.items() if k not in consumed}
     profile.update(mapped)
@@ -420,12 +406,12 @@ def _identify_requests(body: dict[str, Any], event: dict[str, Any], kit: Kit) ->
         update["$ignore_time"] = True
 
     requests = []
-    set_once = _dict(event.get("_set_once"))
+    set_once = as_dict(event.get("_set_once"))
     if set_once:
         once = _profile_update("$set_once", set_once, distinct, kit)
         requests.append(kit.request("engage_set_once", once, event))
     requests.append(kit.request("engage", update, event))
-    user, anon = _user_id(event), _id(event.get("anonymousId"))
+    user, anon = _user_id(event), as_identifier(event.get("anonymousId"))
     if not _simplified(kit) and user is not None and anon is not None and user != anon:
         props = {"$distinct_ids": [user, anon], "token": kit.settings["token"]}
         merge = {"event": "$merge", "properties": props}
@@ -436,7 +422,7 @@ def _identify_requests(body: dict[str, Any], event: dict[str, Any], kit: Kit) ->
 # -- group -----------------------------------------------------------------------------------------------
 def _group_requests(body: dict[str, Any], event: dict[str, Any], kit: Kit) -> list[VendorRequest]:
     keys = [
-        k for k in (_dict(i).get("groupKey") for i in kit.settings.get("groupKeySettings") or [])
+        k for k in (as_dict(i).get("groupKey") for i in kit.settings.get("groupKeySettings") or [])
         if isinstance(k, str) and k.strip()
     ]  # fmt: skip
     if not keys:
@@ -444,9 +430,9 @@ def _group_requests(body: dict[str, Any], event: dict[str, Any], kit: Kit) -> li
             "`Group Key Settings` is not configured in destination; add the group keys (e.g. company) "
             "to use group events"
         )
-    traits = _dict(event.get("traits"))
+    traits = as_dict(event.get("traits"))
     distinct = _distinct_id(event, kit)
-    ip = _dict(event.get("context")).get("ip")
+    ip = as_dict(event.get("context")).get("ip")
     requests = []
     for key in keys:
         ids = _group_ids(event, key)
@@ -471,9 +457,9 @@ def _group_ids(event: dict[str, Any], key: str) -> list[str]:
     """The group ids for ``key``: the event's own field first (e.g. groupId), then the group traits."""
     parts = split_path(key)
     value: Any = MISSING
-    for root in (event, _dict(event.get("traits")), _dict(_dict(event.get("context")).get("traits"))):
+    for root in (event, as_dict(event.get("traits")), as_dict(as_dict(event.get("context")).get("traits"))):
         value = get_path(root, parts)
         if _present(value):
             break
     values = value if isinstance(value, list) else [value]
-    return [s for s in (_id(v) for v in values) if s is not None]
+    return [s for s in (as_identifier(v) for v in values) if s is not None]

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
-import json
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -22,20 +21,12 @@ from starlette.routing import Route
 
 from pipeline import metrics
 from pipeline.config import SluiceConfig
-from pipeline.gateway.events import EVENT_TYPES, EventError, iso, normalise
+from pipeline.gateway.events import EVENT_TYPES, EventError, iso, normalise, normalise_batch
+from pipeline.gateway.wire import copy_lines, decode_body
 from pipeline.gateway.writer import GroupWriter, Unavailable
-from pipeline.queue.db import copy_json, copy_text
+from pipeline.queue.db import copy_text
 
-# Server-added fields (messageId, receivedAt, timestamp) may push an event at the client's own
-# 32 KB limit slightly over; they are not the client's fault.
-_SERVER_FIELDS_SLACK = 512
 _OK = b'{"success":true}'
-# One encoder for every event (json.dumps with options builds a new encoder per call).
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def _reject_constant(name: str) -> Any:
-    raise EventError(f"{name} is not valid JSON; send numbers as finite values or strings")
 
 
 def _error(status: int, code: str, message: str, retry_after: int | None = None) -> Response:
@@ -58,6 +49,8 @@ class Gateway:
         self.max_event = config.gateway.max_event_bytes
         self.max_unprocessed = config.gateway.max_unprocessed
         self.unprocessed: Callable[[], int] = lambda: 0
+        self._prefixes: dict[str, bytes] = {}
+        self._accepted: dict[str, Any] = {}
 
     def routes(self) -> list[Route]:
         routes = [Route(f"/v1/{t}", self._endpoint(t), methods=["POST"]) for t in (*EVENT_TYPES, "batch")]
@@ -128,89 +121,75 @@ class Gateway:
         header_key = self._header_key(request)
         try:
             body = await self._read_body(request)
-            if not body:
-                raise EventError("the request body is empty; send a JSON object")
-            try:
-                payload = json.loads(body, parse_constant=_reject_constant)
-            except (ValueError, RecursionError) as e:
-                raise EventError(f"the body is not valid JSON ({e}); send a JSON object") from None
-            if not isinstance(payload, dict):
-                raise EventError(f"the body must be a JSON object, got {type(payload).__name__}")
-            key = header_key or payload.get("writeKey")
-            if not key:
-                return _error(
-                    401,
-                    "unauthorized",
-                    "no write key; send it as the Basic-auth user name (empty password) or as writeKey",
-                )
-            source = self.sources.get(key) if isinstance(key, str) else None
-            if source is None:
-                return _error(
-                    401, "unauthorized", "unknown write key; check the source's write_key in sluice.yaml"
-                )
-            received = dt.datetime.now(dt.UTC)
-            received_iso = iso(received)
-            if kind == "batch":
-                events = payload.get("batch")
-                if not isinstance(events, list):
-                    raise EventError("a batch request needs a 'batch' array of events")
-                if not events:
-                    raise EventError("the batch is empty; send at least one event")
-                bctx = payload.get("context")
-                bint = payload.get("integrations")
-                if bctx is not None and not isinstance(bctx, dict):
-                    raise EventError("context must be a JSON object")
-                if bint is not None and not isinstance(bint, dict):
-                    raise EventError("integrations must be a JSON object")
-                sent_at = payload.get("sentAt")
-                for i, ev in enumerate(events):
-                    normalise(
-                        ev,
-                        etype=None,
-                        received=received,
-                        received_iso=received_iso,
-                        where=f"batch[{i}]",
-                        batch_sent_at=sent_at,
-                        batch_context=bctx,
-                        batch_integrations=bint,
-                    )
-                    if isinstance(ev, dict):
-                        ev.pop("writeKey", None)
-            else:
-                payload.pop("writeKey", None)
-                events = [
-                    normalise(payload, etype=kind, received=received, received_iso=received_iso, where=kind)
-                ]
-            prefix = copy_text(source) + "\t"
-            lines = []
-            limit = self.max_event + _SERVER_FIELDS_SLACK
-            for i, ev in enumerate(events):
-                text = _encode(ev)
-                if len(text) > limit:
-                    raise EventError(
-                        f"event {i} is larger than {self.max_event} bytes; trim its properties",
-                        413,
-                        "too_large",
-                    )
-                if "\\u0000" in text:
-                    raise EventError(f"event {i} contains a NUL character (\\u0000), which cannot be stored")
-                lines.append(prefix + copy_json(text) + "\n")
-            try:
-                data = "".join(lines).encode("utf-8")
-            except UnicodeEncodeError:
-                raise EventError(
-                    "the body contains an unpaired UTF-16 surrogate; send valid Unicode"
-                ) from None
+            source, data, count = self.prepare(body, kind, header_key)
         except EventError as e:
             return _error(e.status, e.code, e.message)
         try:
-            await self.writer.submit(data, len(events))
+            await self.writer.submit(data, count)
         except Unavailable as e:
             return _error(503, "unavailable", f"{e.reason}; retry later", e.retry_after)
         except asyncio.CancelledError:
             raise
-        metrics.EVENTS_ACCEPTED.labels(source).inc(len(events))
+        accepted = self._accepted.get(source)
+        if accepted is None:
+            accepted = self._accepted[source] = metrics.EVENTS_ACCEPTED.labels(source)
+        accepted.inc(count)
         return Response(_OK, media_type="application/json")
+
+    def prepare(self, body: bytes, kind: str, header_key: str | None) -> tuple[str, bytes, int]:
+        """Parse, authenticate, validate and encode one request: ``(source, COPY text, event count)``.
+
+        Synchronous and free of I/O, so it can be measured and tested on its own. Raises EventError
+        (400/401/413) naming what is wrong.
+        """
+        if not body:
+            raise EventError("the request body is empty; send a JSON object")
+        payload, fast = decode_body(body)
+        if type(payload) is not dict:
+            raise EventError(f"the body must be a JSON object, got {type(payload).__name__}")
+        key = header_key or payload.get("writeKey")
+        if not key:
+            raise EventError(
+                "no write key; send it as the Basic-auth user name (empty password) or as writeKey",
+                401,
+                "unauthorized",
+            )
+        source = self.sources.get(key) if isinstance(key, str) else None
+        if source is None:
+            raise EventError(
+                "unknown write key; check the source's write_key in sluice.yaml", 401, "unauthorized"
+            )
+        received = dt.datetime.now(dt.UTC)
+        received_iso = iso(received)
+        if kind == "batch":
+            events = payload.get("batch")
+            if type(events) is not list:
+                raise EventError("a batch request needs a 'batch' array of events")
+            if not events:
+                raise EventError("the batch is empty; send at least one event")
+            bctx = payload.get("context")
+            bint = payload.get("integrations")
+            if bctx is not None and type(bctx) is not dict:
+                raise EventError("context must be a JSON object")
+            if bint is not None and type(bint) is not dict:
+                raise EventError("integrations must be a JSON object")
+            normalise_batch(
+                events,
+                received=received,
+                received_iso=received_iso,
+                batch_sent_at=payload.get("sentAt"),
+                batch_context=bctx,
+                batch_integrations=bint,
+            )
+        else:
+            payload.pop("writeKey", None)
+            events = [
+                normalise(payload, etype=kind, received=received, received_iso=received_iso, where=kind)
+            ]
+        prefix = self._prefixes.get(source)
+        if prefix is None:
+            prefix = self._prefixes[source] = (copy_text(source) + "\t").encode("utf-8")
+        return source, copy_lines(events, prefix, self.max_event, fast), len(events)
 
     # -- operations -------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:

@@ -76,42 +76,83 @@ SELECT 'transform', g, d, u, m, e::jsonb, r
               %(events)s::text[], %(reasons)s::text[]) AS t(g, d, u, m, e, r);
 
 -- name: router_fresh
-SELECT id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS event, attempts, first_attempt_at
-  FROM delivery_jobs
- WHERE destination = %(destination)s AND state = 'pending' AND id > %(after)s
- ORDER BY id LIMIT %(limit)s;
+-- The next window of pending jobs of the destination after the shard's cursor (all shards: the
+-- existing (destination, id) index serves it), flagged `mine` for this shard's users. Only this
+-- shard's rows carry their payload; the others only let the cursor move past them, so a shard with
+-- few users never rescans the other shards' backlog. With one shard every row is `mine`.
+SELECT id, user_key, CASE WHEN mine THEN requests END AS requests,
+       CASE WHEN mine AND requests IS NULL THEN event END AS event, attempts, first_attempt_at, mine
+  FROM (SELECT id, user_key, requests, event, attempts, first_attempt_at,
+               sluice_user_shard(user_key, %(shards)s) = %(shard)s AS mine
+          FROM delivery_jobs
+         WHERE destination = %(destination)s AND state = 'pending' AND id > %(after)s
+         ORDER BY id LIMIT %(scan)s) w
+ ORDER BY id;
 
 -- name: router_backlog
 -- Pending jobs, below the fresh cursor, of users whose earlier failed job has just been resolved.
 SELECT id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS event, attempts, first_attempt_at
   FROM delivery_jobs
  WHERE destination = %(destination)s AND state = 'pending' AND user_key = ANY(%(users)s) AND id <= %(upto)s
+   AND sluice_user_shard(user_key, %(shards)s) = %(shard)s
  ORDER BY id LIMIT %(limit)s;
 
 -- name: router_retry_heads
--- Per user, the earliest failed job, if it is due. Later failed jobs of the same user wait their turn.
+-- Per user of the shard, the earliest failed job, if it is due. Later failed jobs of the same user
+-- wait their turn.
 SELECT * FROM (
     SELECT DISTINCT ON (user_key) id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS event,
            attempts, first_attempt_at, next_attempt_at
       FROM delivery_jobs
      WHERE destination = %(destination)s AND state = 'failed'
+       AND sluice_user_shard(user_key, %(shards)s) = %(shard)s
      ORDER BY user_key, id
 ) heads
  WHERE next_attempt_at <= now()
  ORDER BY id LIMIT %(limit)s;
 
 -- name: router_retry_due
--- Unordered destinations: every due failed job.
+-- Unordered destinations: every due failed job of the shard.
 SELECT id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS event, attempts, first_attempt_at
   FROM delivery_jobs
  WHERE destination = %(destination)s AND state = 'failed' AND next_attempt_at <= now()
+   AND sluice_user_shard(user_key, %(shards)s) = %(shard)s
  ORDER BY id LIMIT %(limit)s;
 
 -- name: router_blocked_users
-SELECT DISTINCT user_key FROM delivery_jobs WHERE destination = %(destination)s AND state = 'failed';
+SELECT DISTINCT user_key FROM delivery_jobs
+ WHERE destination = %(destination)s AND state = 'failed'
+   AND sluice_user_shard(user_key, %(shards)s) = %(shard)s;
 
 -- name: router_next_due
 SELECT min(next_attempt_at) FROM delivery_jobs WHERE destination = %(destination)s AND state = 'failed';
+
+-- name: router_shard_lock
+-- Session advisory locks, two-key form (destination key, shard): shard k >= 0 is held exclusively by
+-- the process delivering it; -1 is held shared by every process able to deliver the destination (so
+-- processes can count each other and take a fair share). All are released when the session ends.
+SELECT pg_try_advisory_lock(hashtext('sluice.router:' || %(destination)s), %(shard)s);
+
+-- name: router_shard_unlock
+SELECT pg_advisory_unlock(hashtext('sluice.router:' || %(destination)s), %(shard)s);
+
+-- name: router_member_lock
+SELECT pg_try_advisory_lock_shared(hashtext('sluice.router:' || %(destination)s), -1);
+
+-- name: router_members
+-- Sessions (processes) currently able to deliver the destination, in this database.
+SELECT count(DISTINCT pid) FROM pg_locks
+ WHERE locktype = 'advisory' AND granted AND objsubid = 2
+   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND classid = hashtext('sluice.router:' || %(destination)s)::oid AND objid = (-1)::oid;
+
+-- name: router_shard_holders
+-- Which session holds which shard of the destination (for inspection and tests).
+SELECT objid::bigint AS shard, pid FROM pg_locks
+ WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND mode = 'ExclusiveLock'
+   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND classid = hashtext('sluice.router:' || %(destination)s)::oid AND objid <> (-1)::oid
+ ORDER BY 1;
 
 -- name: router_update
 -- One statement records every outcome of a round.

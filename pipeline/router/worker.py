@@ -1,8 +1,14 @@
-"""One delivery worker per destination.
+"""Delivery workers: one per (destination, shard).
 
-Isolation: each destination has its own task, HTTP client, concurrency limit, rate limit and
-throttle, and holds a database connection only while reading or recording a round, never while
-waiting on the vendor; so a slow or down destination cannot slow the others.
+A destination's users are split into ``shards`` by ``sluice_user_shard(user_key, shards)`` (SQL,
+migration 003); a worker delivers one shard, and only while its process holds that shard's advisory
+lock (see ``pipeline/router/shards.py``). A user always maps to one shard, so everything below about
+ordering holds per shard exactly as it would for a single worker.
+
+Isolation: each destination has its own tasks, HTTP clients, concurrency limit, rate limit and
+throttle (shared by its shard workers in one process, see ``Pacing``), and holds a database
+connection only while reading or recording a round, never while waiting on the vendor; so a slow or
+down destination cannot slow the others.
 
 Per-user ordering (``ordering: true``): a user with a ``failed`` job is *blocked*; their later jobs
 stay ``pending`` until that job succeeds or is aborted. Invariant: a user has at most one failed
@@ -11,7 +17,8 @@ job, and it is their earliest unfinished one. Each round reads three sets, in id
 * retry heads: due ``failed`` jobs (one per user);
 * backlog: ``pending`` jobs, below the fresh cursor, of users just *released* (their failed job
   resolved, or their jobs were left unsent by a throttle);
-* fresh: ``pending`` jobs after the in-memory cursor.
+* fresh: ``pending`` jobs of the shard after the in-memory cursor (the cursor also moves past
+  other shards' jobs it scanned, so an idle shard never rescans their backlog).
 
 Within a round a user's jobs go out one after another (users in parallel); the first failure stops
 that user's chain. All outcomes of a round are written with one UPDATE (and one INSERT for dead
@@ -81,6 +88,51 @@ def _job(row: tuple[Any, ...]) -> Job:
     )
 
 
+class Pacing:
+    """What the shard workers of one destination share within one process: the HTTP clients (so
+    ``concurrency`` bounds the process's requests in flight, however many shards it holds), the 429
+    throttle, and the token bucket. The bucket runs at ``rate × held / shards``, so the processes
+    sharing a destination stay within its rate limit together."""
+
+    def __init__(self, dest: Destination, connector: Connector):
+        self.dest = dest
+        rps = (dest.rate_limit.requests_per_second if dest.rate_limit else None) or (
+            connector.spec.rate_limit.requests_per_second
+        )
+        burst = (dest.rate_limit.burst if dest.rate_limit else None) or connector.spec.rate_limit.burst
+        self.rate = rps
+        self.bucket = TokenBucket(rps, burst) if rps else None
+        self.throttle = Throttle()
+        self.clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        self._all: list[httpx.AsyncClient] = []
+        self._users = 0
+
+    def set_share(self, held: int, shards: int) -> None:
+        if self.bucket is not None and self.rate:
+            self.bucket.rate = self.rate * max(1, held) / max(1, shards)
+
+    def open(self) -> None:
+        if self._users == 0:
+            # One single-connection client per concurrency slot: httpx's pool does per-request work
+            # proportional to its size, which at 8-32 connections cost more CPU than the requests.
+            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            self._all = [
+                httpx.AsyncClient(limits=limits, timeout=self.dest.timeout_s, follow_redirects=False)
+                for _ in range(self.dest.concurrency)
+            ]
+            self.clients = asyncio.Queue()
+            for c in self._all:
+                self.clients.put_nowait(c)
+        self._users += 1
+
+    async def close(self) -> None:
+        self._users -= 1
+        if self._users == 0:
+            for c in self._all:
+                await c.aclose()
+            self._all = []
+
+
 class DestinationWorker:
     def __init__(
         self,
@@ -90,6 +142,9 @@ class DestinationWorker:
         guard: AddressGuard,
         *,
         poll_interval_s: float = 0.2,
+        shard: int = 0,
+        shards: int = 1,
+        pacing: Pacing | None = None,
     ):
         self.pool = pool
         self.dest = dest
@@ -97,14 +152,16 @@ class DestinationWorker:
         self.connector = connector
         self.guard = guard
         self.poll_interval_s = poll_interval_s
+        self.shard = shard
+        self.shards = shards
         self.ordering = dest.ordering
         self.batching = connector.spec.batching.enabled and connector.spec.batching.max_events > 1
-        rps = (dest.rate_limit.requests_per_second if dest.rate_limit else None) or (
-            connector.spec.rate_limit.requests_per_second
-        )
-        burst = (dest.rate_limit.burst if dest.rate_limit else None) or connector.spec.rate_limit.burst
-        self.bucket = TokenBucket(rps, burst) if rps else None
-        self.throttle = Throttle()
+        self.pacing = pacing or Pacing(dest, connector)
+        self.bucket = self.pacing.bucket
+        self.throttle = self.pacing.throttle
+        # Held for the whole of a round: whoever gives the shard away waits for it first, so a shard
+        # is never delivered by two processes at once when it is handed over cleanly.
+        self.busy = asyncio.Lock()
         # Claim enough for a full vendor batch when the connector batches.
         self.claim_limit = max(dest.batch_size, connector.spec.batching.max_events if self.batching else 1)
         # Values of settings the spec marks `secret: true` (API keys...), never stored in dead letters.
@@ -118,7 +175,6 @@ class DestinationWorker:
             reverse=True,
         )
         self.wake = asyncio.Event()
-        self.clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
         self._reset()
         self._unwritten: list[tuple[dict[str, list[Any]], dict[str, list[Any]]]] = []
         self.delivered = 0
@@ -130,26 +186,30 @@ class DestinationWorker:
         self.initialised = False
 
     # -- loop -------------------------------------------------------------------------------------
-    async def run(self, is_leader: Callable[[], bool], stopping: asyncio.Event) -> None:
-        # One single-connection client per concurrency slot: httpx's pool does per-request work
-        # proportional to its size, which at 8-32 connections cost more CPU than the requests.
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        clients = [
-            httpx.AsyncClient(limits=limits, timeout=self.dest.timeout_s, follow_redirects=False)
-            for _ in range(self.dest.concurrency)
-        ]
-        self.clients = asyncio.Queue()
-        for c in clients:
-            self.clients.put_nowait(c)
+    @property
+    def clients(self) -> asyncio.Queue[httpx.AsyncClient]:
+        return self.pacing.clients
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"destination": self.name, "shard": self.shard, "shards": self.shards}
+
+    async def run(self, is_active: Callable[[], bool], stopping: asyncio.Event) -> None:
+        """Deliver rounds while ``is_active()`` (this process holds the shard) until ``stopping``."""
+        self.pacing.open()
         backoff = 0.5
         try:
             while not stopping.is_set():
-                if not is_leader():
+                if not is_active():
                     self._reset()
-                    await _sleep_or(stopping, 0.5)
+                    self.wake.clear()  # set again when the shard is acquired
+                    await _sleep_or(stopping, 0.5, self.wake)
                     continue
                 try:
-                    n = await self.round()
+                    async with self.busy:
+                        if not is_active():
+                            continue  # the shard was given away while we waited for the lock
+                        n = await self.round()
                     backoff = 0.5
                 except (psycopg.Error, OSError) as e:
                     log.warning("router[%s]: database error, retrying in %.1fs: %s", self.name, backoff, e)
@@ -171,8 +231,7 @@ class DestinationWorker:
                 if self.throttle.active:
                     await self.throttle.wait()
         finally:
-            for c in clients:
-                await c.aclose()
+            await self.pacing.close()
 
     async def _write(self, u: dict[str, list[Any]], dl: dict[str, list[Any]]) -> None:
         """Record a round's outcomes. Idempotent (absolute values; a job's dead letter is inserted
@@ -191,13 +250,13 @@ class DestinationWorker:
         async with self.pool.connection() as conn:
             if not self.initialised:
                 if self.ordering:
-                    cur = await conn.execute(q("router_blocked_users"), {"destination": self.name})
+                    cur = await conn.execute(q("router_blocked_users"), self.params)
                     self.blocked = {r[0] for r in await cur.fetchall()}
                 self.initialised = True
             if self.ordering:
-                cur = await conn.execute(q("router_retry_heads"), {"destination": self.name, "limit": limit})
+                cur = await conn.execute(q("router_retry_heads"), {**self.params, "limit": limit})
             else:
-                cur = await conn.execute(q("router_retry_due"), {"destination": self.name, "limit": limit})
+                cur = await conn.execute(q("router_retry_due"), {**self.params, "limit": limit})
             retry = [_job(r) for r in await cur.fetchall()]
             backlog: list[Job] = []
             backlog_full = False
@@ -205,7 +264,7 @@ class DestinationWorker:
                 cur = await conn.execute(
                     q("router_backlog"),
                     {
-                        "destination": self.name,
+                        **self.params,
                         "users": sorted(self.released),
                         "upto": self.cursor,
                         "limit": limit,
@@ -213,13 +272,20 @@ class DestinationWorker:
                 )
                 backlog = [_job(r) for r in await cur.fetchall()]
                 backlog_full = len(backlog) >= limit
+            # Scan enough of the destination's window that this shard's share is about `limit`.
             cur = await conn.execute(
-                q("router_fresh"), {"destination": self.name, "after": self.cursor, "limit": limit}
+                q("router_fresh"),
+                {**self.params, "after": self.cursor, "limit": limit, "scan": limit * self.shards},
             )
-            fresh = [_job(r) for r in await cur.fetchall()]
+            window = await cur.fetchall()
         old_cursor = self.cursor
-        if fresh:
-            self.cursor = fresh[-1].id
+        fresh: list[Job] = []
+        for r in window:
+            if len(fresh) >= limit:
+                break
+            self.cursor = r[0]  # scanned: later rounds start after it, whichever shard it belongs to
+            if r[6]:
+                fresh.append(_job(r))
         if self.released and not backlog_full:
             with_backlog = {j.user for j in backlog}
             self.released = {u for u in self.released if u in with_backlog}
@@ -481,8 +547,13 @@ class DestinationWorker:
             self.released.clear()
 
 
-async def _sleep_or(stopping: asyncio.Event, seconds: float) -> None:
+async def _sleep_or(stopping: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
+    """Sleep ``seconds``, or less if ``stopping`` (or ``wake``) is set."""
+    waits = [asyncio.ensure_future(stopping.wait())]
+    if wake is not None:
+        waits.append(asyncio.ensure_future(wake.wait()))
     try:
-        await asyncio.wait_for(stopping.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

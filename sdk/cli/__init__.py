@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "sdk.cli.connectors",
     "sdk.cli.openapi",
     "pipeline.cli",
+    "pipeline.devsink",
 )
 
 

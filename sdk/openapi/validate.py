@@ -18,7 +18,7 @@ from openapi_schema_validator import OAS30Validator, OAS31Validator
 
 from sdk.errors import SpecError
 from sdk.openapi.extract import _pointer_get, find_path_key, load_document, parse_operation
-from sdk.request import VendorRequest
+from sdk.request import VendorRequest, form_value
 
 
 def inline_refs(node: Any, doc: dict[str, Any], stack: tuple[str, ...] = ()) -> Any:
@@ -66,7 +66,7 @@ class OperationValidator:
             candidates = [req.json_body]
         elif req.body_kind == "form":
             form = req.form or {}
-            candidates = [form, {k: _form_str(v) for k, v in form.items()}]
+            candidates = [form, {k: form_value(v) for k, v in form.items()}]
             if "json" in mt and "data" in form:
                 # Form-posted JSON (e.g. `data=<json>`) validated against the JSON schema of the payload.
                 data = form["data"]
@@ -92,14 +92,6 @@ class OperationValidator:
             if best is None:
                 best = errs
         return (best or [])[:10]
-
-
-def _form_str(v: Any) -> str:
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, separators=(",", ":"))
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return "" if v is None else str(v)
 
 
 def validator_for(doc: dict[str, Any], operation: str) -> OperationValidator:

@@ -187,3 +187,32 @@ def test_recovers_by_itself_when_its_database_connection_is_killed(gw, pg_dsn):
     assert users[0] == "before" and "after" in users
     # Every 200 was persisted; nothing acknowledged was lost.
     assert users.count("after") == statuses.count(200)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b'{"userId": "u1", "event": "E", "properties": {"x": 1e400}}', "not finite"),
+        (b'{"userId": "u1", "event": "E", "properties": {"x": "\\ud800"}}', "unpaired UTF-16 surrogate"),
+        (b'{"userId": "u1", "event": "E", "properties": {"x": Infinity}}', "Infinity"),
+    ],
+)
+def test_values_jsonb_cannot_store_are_400_and_do_not_break_other_requests(gw, pg_dsn, body, fragment):
+    r = post(gw, "/v1/track", body)
+    assert r.status_code == 400, r.text
+    assert fragment in r.json()["message"]
+    assert post(gw, "/v1/track", {"userId": "u2", "event": "E"}).status_code == 200
+    assert [e["userId"] for e in stored(pg_dsn)] == ["u2"]
+
+
+def test_exact_values_survive_the_fast_and_the_fallback_json_paths(gw, pg_dsn):
+    big = b'{"userId": "u1", "event": "E", "properties": {"n": 123456789012345678901234567890}}'
+    assert post(gw, "/v1/track", big).status_code == 200
+    text = {"n": 1.5, "path": "C:\\u0000dir", "s": "é\u2028😀", "q": 'a"b'}
+    assert post(gw, "/v1/track", {"userId": "u1", "event": "E", "properties": text}).status_code == 200
+    bom = b'\xef\xbb\xbf{"userId": "u1", "event": "BOM"}'
+    assert post(gw, "/v1/track", bom).status_code == 200
+    a, b, c = stored(pg_dsn)
+    assert a["properties"]["n"] == 123456789012345678901234567890
+    assert b["properties"] == text
+    assert c["event"] == "BOM"

@@ -40,7 +40,7 @@ def states(dsn):
 
 
 def test_failed_event_blocks_only_its_user_until_it_succeeds(start_pipeline, sink, pg_dsn):
-    sink.respond(500, match=is_event("u1", 2), seconds=1.5)
+    sink.respond(500, match=is_event("u1", 2), times=2)
     p = start_pipeline(pipeline_config([webhook("hook", sink.url())]))
     send(p, [track("u1", s) for s in range(1, 6)] + [track("u2", s) for s in range(1, 6)])
     wait_until(lambda: sink.delivered_count() >= 10, timeout=60)
@@ -90,7 +90,7 @@ def test_gives_up_after_the_retry_window_and_min_attempts(start_pipeline, sink, 
 
 
 def test_throttle_honours_retry_after(start_pipeline, sink, pg_dsn):
-    sink.respond(429, headers={"Retry-After": "2"}, seconds=1.0)
+    sink.respond(429, headers={"Retry-After": "2"}, times=1)
     p = start_pipeline(pipeline_config([webhook("hook", sink.url())]))
     send(p, [track("u1", 1)])
     gap = wait_until(
@@ -107,7 +107,7 @@ def test_throttle_honours_retry_after(start_pipeline, sink, pg_dsn):
 
 
 def test_unordered_destination_lets_later_events_pass(start_pipeline, sink, pg_dsn):
-    sink.respond(500, match=is_event("u1", 1), seconds=1.0)
+    sink.respond(500, match=is_event("u1", 1), times=1)
     p = start_pipeline(pipeline_config([webhook("hook", sink.url(), ordering=False)]))
     send(p, [track("u1", s) for s in (1, 2, 3)])
     wait_until(lambda: sink.delivered_count() >= 3, timeout=60)
@@ -137,7 +137,7 @@ def test_batching_merges_requests_and_keeps_per_user_order(start_pipeline, sink,
 
 
 def test_failed_batch_is_retried_and_order_holds(start_pipeline, sink, pg_dsn):
-    sink.respond(500, seconds=1.0)
+    sink.respond(500, times=2)
     dest = {
         "name": "strict",
         "integration": "strictbox",
@@ -148,6 +148,7 @@ def test_failed_batch_is_retried_and_order_holds(start_pipeline, sink, pg_dsn):
     events = [track(f"u{i % 2}", i, revenue=1) for i in range(12)]
     send(p, events)
     wait_until(lambda: sink.delivered_count("/s") >= 12, timeout=60)
+    assert sum(1 for a in sink.attempts if a.status == 500) == 2, "the first two batches failed"
     delivered = sink.delivered_events("/s")
     for u in ("u0", "u1"):
         first = []

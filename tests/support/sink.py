@@ -55,9 +55,12 @@ class Rule:
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
+    times: int | None = None  # answer this way to the first `times` matching requests only
 
     def applies(self, path: str, body: Any, now: float) -> bool:
         if self.until is not None and now >= self.until:
+            return False
+        if self.times is not None and self.times <= 0:
             return False
         return self.match is None or bool(self.match(path, body))
 
@@ -222,16 +225,20 @@ class Sink:
         *,
         match: Matcher | None = None,
         seconds: float | None = None,
+        times: int | None = None,
         delay_s: float = 0.0,
         headers: dict[str, str] | None = None,
         body: str = '{"error":"injected by test sink"}',
     ) -> Rule:
         """Answer ``status`` to matching requests (all if no ``match``) for ``seconds`` (forever if None).
 
+        ``times`` limits the rule to the first N matching requests: unlike a time window, it cannot
+        expire before a slow-starting pipeline sends anything, so tests that need a failure get one.
+
         ``delay_s`` makes the sink hang that long before answering (a slow vendor). Later rules win.
         """
         until = time.monotonic() + seconds if seconds is not None else None
-        rule = Rule(status, match, until, delay_s, dict(headers or {}), body)
+        rule = Rule(status, match, until, delay_s, dict(headers or {}), body, times)
         with self._lock:
             self._rules.insert(0, rule)
         return rule
@@ -249,8 +256,11 @@ class Sink:
         with self._lock:
             rules = list(self._rules)
         for r in rules:
-            if r.applies(path, body, now):
-                return r
+            with self._lock:
+                if r.applies(path, body, now):
+                    if r.times is not None:
+                        r.times -= 1
+                    return r
         return None
 
     def _record(self, rec: Received) -> None:
