@@ -24,6 +24,11 @@ class SettingsValidator:
             for k, v in (self.schema.get("properties") or {}).items()
             if isinstance(v, dict) and "default" in v
         }
+        self.secrets = {
+            k
+            for k, v in (self.schema.get("properties") or {}).items()
+            if isinstance(v, dict) and v.get("secret")
+        }
         self._cache: dict[str, dict[str, Any]] = {}
 
     def __call__(self, config: dict[str, Any] | None) -> dict[str, Any]:
@@ -46,8 +51,12 @@ class SettingsValidator:
             where = ".".join(str(p) for p in e.path) or (
                 e.message.split("'")[1] if e.validator == "required" and "'" in e.message else "config"
             )
+            message = e.message
+            if e.path and str(e.path[0]) in self.secrets:
+                # jsonschema quotes the offending value; for a credential that would leak it into logs.
+                message = f"the value (hidden: secret setting) fails {e.validator!r} {e.validator_value!r}"
             raise ConfigurationError(
-                f"{self.destination}: setting {where!r} is invalid: {e.message}; fix the destination config"
+                f"{self.destination}: setting {where!r} is invalid: {message}; fix the destination config"
             )
         full = copy.deepcopy(self.defaults)
         full.update({k: v for k, v in config.items() if v is not None or k not in full})

@@ -155,3 +155,18 @@ def test_context_ids_are_deterministic():
     )
     assert [a.new_id(), a.new_id()] == [b.new_id(), b.new_id()]
     assert a.now_ms == 1704067200000
+
+
+def test_invalid_secret_setting_does_not_echo_its_value():
+    spec = dict(
+        SPEC,
+        settings={
+            "type": "object",
+            "properties": {"apiKey": {"type": "string", "secret": True, "minLength": 40}},
+        },
+    )
+    conn = Connector(DestinationSpec.model_validate(spec))
+    with pytest.raises(ConfigurationError) as info:
+        conn.transform({"type": "track", "event": "x", "userId": "u"}, {"apiKey": "sk-short-but-secret"}, CTX)
+    assert "sk-short-but-secret" not in info.value.message
+    assert "apiKey" in info.value.message and "minLength" in info.value.message
