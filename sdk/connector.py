@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from sdk.batching import merge_requests
+from sdk.batching import BatchPlan, merge_planned
 from sdk.classify import Classification, classify_response
 from sdk.context import TransformContext
 from sdk.errors import ConfigurationError, InstrumentationError, SluiceError, SpecError, UnsupportedEventError
@@ -39,6 +40,7 @@ from sdk.settings import SettingsValidator
 from sdk.spec.model import DestinationSpec, Endpoint
 
 MAPPER_HOOKS = ("prepare", "post_map", "transform", "batch")
+_TEMPLATE_TOKEN = re.compile(r"\{\{.*?\}\}")
 
 
 def load_spec(path: Path) -> DestinationSpec:
@@ -77,6 +79,9 @@ class _CompiledEndpoint:
         self.name = name
         self.method = ep.method
         self.url = Template(ep.url, f"{where}.url")
+        literals = _TEMPLATE_TOKEN.split(ep.url)
+        self.url_pattern = re.compile("^" + ".+?".join(re.escape(p) for p in literals) + "$")
+        self.url_literal_len = sum(len(p) for p in literals)
         self.headers = {k: Template(v, f"{where}.headers.{k}") for k, v in ep.headers.items()}
         self.params = {k: Template(v, f"{where}.params.{k}") for k, v in ep.params.items()}
         self.body_format = ep.body_format
@@ -259,12 +264,44 @@ class Connector:
     def batch(
         self, requests: list[VendorRequest], config: dict[str, Any] | None = None
     ) -> list[tuple[list[int], VendorRequest]]:
-        """Merge requests for delivery; returns (input indices, request) pairs in order."""
+        """Merge requests for delivery; returns (input indices, request) pairs in order.
+
+        Each request merges under its endpoint's ``batch`` rules, or the spec-wide ``batching``
+        block. Requests read back from the queue carry no endpoint tag, so the endpoint is found
+        from the URL; endpoints sharing a method and URL should therefore share batch rules.
+        """
+        settings = self.settings(config)
         if "batch" in self.hooks:
-            settings = self.settings(config)
             kit = Kit(self, settings, TransformContext.at(None), self.vars_for(settings))
             return self.hooks["batch"](requests, kit)
-        return merge_requests(requests, self.spec.batching)
+        b = self.spec.batching
+        if not b.enabled:
+            return [([i], r) for i, r in enumerate(requests)]
+        default = BatchPlan.from_batching(b) if b.max_events > 1 else None
+        plans: dict[str, BatchPlan] = {}
+        for name, ep in self.spec.endpoints.items():
+            if ep.batch is not None:
+                merged_url = None
+                if ep.batch.merged_endpoint:
+                    ns = {"event": {}, "settings": settings, "vars": self.vars_for(settings)}
+                    merged_url = self.endpoints[ep.batch.merged_endpoint].url.render(ns)
+                plans[name] = BatchPlan.from_endpoint(name, ep.batch, merged_url)
+        return merge_planned(requests, lambda r: plans.get(self.endpoint_of(r) or "", default))
+
+    def endpoint_of(self, req: VendorRequest) -> str | None:
+        """Which endpoint produced ``req``: its tag if it has one, else the best URL-template match."""
+        tagged = req.meta.get("endpoint")
+        if isinstance(tagged, str) and tagged in self.endpoints:
+            return tagged
+        url = req.url.split("?", 1)[0]
+        best: tuple[int, str] | None = None
+        for name, ep in self.endpoints.items():
+            if ep.url_pattern.match(url):
+                # The most specific template (most literal characters) wins; the same method first.
+                score = ep.url_literal_len + (1000 if ep.method == req.method.upper() else 0)
+                if best is None or score > best[0]:
+                    best = (score, name)
+        return best[1] if best else None
 
     def classify(
         self, status: int, headers: dict[str, str] | None = None, body: bytes | str | None = None

@@ -18,13 +18,11 @@ import math
 import re
 from typing import Any
 
-from sdk.batching import merge_requests
 from sdk.errors import InstrumentationError
 from sdk.mapping.formats import FormatError, to_number
 from sdk.request import VendorRequest
 
 ENVELOPE_OPTIONS = {"min_id_length": 1}
-HTTPAPI_PATH = "/2/httpapi"
 # Amplitude derives these from the event's own top-level fields; as custom user properties they would clash.
 RESERVED_TRAITS = ("city", "country")
 UTM_ORDER = ("source", "medium", "term", "content", "name")
@@ -449,17 +447,3 @@ def _alias_request(body: dict[str, Any], event: dict[str, Any], kit: Any) -> Ven
     return kit.request(
         "usermap", {"api_key": kit.settings["apiKey"], "mapping": [_json_text(mapping)]}, event
     )
-
-
-# -- delivery ------------------------------------------------------------------------------------------------
-def batch(requests: list[VendorRequest], kit: Any) -> list[tuple[list[int], VendorRequest]]:
-    """Merge HTTP V2 events per the spec's limits; merged uploads go to the Batch Event Upload API.
-
-    Same event format, but Amplitude allows 1000 events/s per user or device there instead of 30, which is
-    what a burst of one user's events needs. Single events stay on /2/httpapi.
-    """
-    out = merge_requests(requests, kit.spec.batching)
-    for indices, req in out:
-        if len(indices) > 1 and req.url.endswith(HTTPAPI_PATH):
-            req.url = req.url[: -len(HTTPAPI_PATH)] + "/batch"
-    return out

@@ -10,15 +10,15 @@ Why a mapper at all:
   keeping explicit nulls (Braze clears an attribute set to null);
 * ``Order Completed`` becomes one purchase object per product (Braze has no multi-product purchase), or,
   when configured, a Braze recommended e-commerce event with its own product shape;
-* group is either a group attribute or a subscription-group status change, depending on a setting;
-* batching merges three arrays at once within Braze's per-array limits (75 each for /users/track).
+* group is either a group attribute or a subscription-group status change, depending on a setting.
+
+Batching needs no code: each endpoint's ``batch`` block in spec.yaml holds Braze's per-array limits.
 
 Everything here is pure: time comes from ``kit.ctx``; errors are ``sdk.errors`` types.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -44,14 +44,6 @@ GENDERS = {
     "p": "P", "prefer not to say": "P",
 }  # fmt: skip
 NESTED_OPS = {"add": "$add", "remove": "$remove", "update": "$update"}
-
-# Per-request array limits Braze documents for each endpoint (https://www.braze.com/docs/api/api_limits/).
-BATCH_LISTS: dict[str, dict[str, int]] = {
-    "/users/track": {"attributes": 75, "events": 75, "purchases": 75},
-    "/users/identify": {"aliases_to_identify": 50},
-    "/users/merge": {"merge_updates": 50},
-    "/v2/subscription/status/set": {"subscription_groups": 25},
-}
 
 # Braze recommended e-commerce events: RudderStack e-commerce spec name -> (Braze name, cart action).
 ECOMMERCE_EVENTS: dict[str, tuple[str, str | None]] = {
@@ -476,64 +468,3 @@ def transform(event: dict[str, Any], kit) -> list[VendorRequest]:
     if etype == "group":
         return _group(event, kit)
     return _alias(event, kit)
-
-
-# -- batching ------------------------------------------------------------------------------------------
-def _kind(url: str) -> str | None:
-    for suffix in BATCH_LISTS:
-        if url.endswith(suffix):
-            return suffix
-    return None
-
-
-def batch(requests: list[VendorRequest], kit) -> list[tuple[list[int], VendorRequest]]:
-    """Merge requests to the same endpoint, concatenating each Braze array within its documented limit.
-
-    Order is kept within an endpoint; a group is closed as soon as any of its arrays would overflow,
-    or the byte budget or the spec's ``max_events`` would be exceeded.
-    """
-    spec = kit.spec.batching
-    out: list[tuple[list[int], VendorRequest]] = []
-    groups: dict[str, tuple[list[int], dict[str, Any], int, VendorRequest]] = {}
-
-    def close(key: str) -> None:
-        idx, body, _size, first = groups.pop(key)
-        merged = first if len(idx) == 1 else first.model_copy(update={"json_body": body})
-        out.append((idx, merged))
-
-    for i, r in enumerate(requests):
-        kind = _kind(r.url)
-        body = r.json_body
-        if kind is None or not isinstance(body, dict) or not spec.enabled:
-            out.append(([i], r))
-            continue
-        limits = BATCH_LISTS[kind]
-        key = json.dumps([r.method, r.url, r.headers, r.params], sort_keys=True, default=str)
-        size = len(r.body_bytes())
-        g = groups.get(key)
-        if g is not None:
-            idx, acc, acc_size, _first = g
-            overflow = any(
-                len(acc.get(name) or []) + len(body.get(name) or []) > limit for name, limit in limits.items()
-            )
-            if overflow or len(idx) + 1 > spec.max_events or acc_size + size > spec.max_bytes:
-                close(key)
-                g = None
-        if g is None:
-            fresh = {k: (list(v) if k in limits and isinstance(v, list) else v) for k, v in body.items()}
-            groups[key] = ([i], fresh, size, r)
-            continue
-        idx, acc, acc_size, first = g
-        idx.append(i)
-        for name in limits:
-            items = body.get(name)
-            if isinstance(items, list) and items:
-                acc.setdefault(name, []).extend(items)
-        for k, v in body.items():
-            if k not in limits:
-                acc.setdefault(k, v)
-        groups[key] = (idx, acc, acc_size + size, first)
-    for key in list(groups):
-        close(key)
-    out.sort(key=lambda p: p[0][0])
-    return out

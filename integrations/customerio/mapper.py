@@ -19,13 +19,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sdk.batching import merge_requests
 from sdk.errors import InstrumentationError
 from sdk.mapping import formats
 from sdk.mapping.paths import get
 from sdk.mapping.values import as_identifier
 from sdk.request import VendorRequest
-from sdk.spec.model import Batching
 
 EU_HOST = "track-eu.customer.io"
 ANONYMOUS_NAME_LIMIT = 100
@@ -35,8 +33,6 @@ DELETE_DEVICE_EVENT = "application uninstalled"
 PERSON_ID_PATHS = ("userId", "traits.userId", "traits.id", "context.traits.userId", "context.traits.id")
 EMAIL_PATHS = ("traits.email", "context.traits.email")
 _EMAIL = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
-# Customer.io's v2 batch endpoint takes at most 500 KB per request.
-V2_BATCHING = Batching(enabled=True, max_events=100, max_bytes=450_000, list_path="batch")
 
 
 # -- small helpers ---------------------------------------------------------------------------------
@@ -268,23 +264,3 @@ def transform(event: dict[str, Any], kit: Any) -> VendorRequest:
     if etype == "alias":
         return _alias(event, kit)
     return _event_call(event, kit)
-
-
-def batch(requests: list[VendorRequest], kit: Any) -> list[tuple[list[int], VendorRequest]]:
-    """v2 object operations go on the wire as ``{"batch": [...]}``; v1 calls are sent one by one."""
-    out: list[tuple[list[int], VendorRequest]] = []
-    v2: list[VendorRequest] = []
-    v2_index: list[int] = []
-    for i, r in enumerate(requests):
-        body = r.json_body
-        if r.url.endswith("/api/v2/batch") and isinstance(body, dict) and "batch" not in body:
-            wrapped = r.model_copy(deep=True)
-            wrapped.json_body = {"batch": [body]}
-            v2.append(wrapped)
-            v2_index.append(i)
-        else:
-            out.append(([i], r))
-    for idx, merged in merge_requests(v2, V2_BATCHING):
-        out.append(([v2_index[j] for j in idx], merged))
-    out.sort(key=lambda p: p[0][0])
-    return out

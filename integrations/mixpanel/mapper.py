@@ -18,13 +18,11 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
-from sdk.batching import merge_requests
 from sdk.errors import ConfigurationError, InstrumentationError, UnsupportedEventError
 from sdk.mapping import formats
 from sdk.mapping.paths import MISSING, get_path, split_path
 from sdk.mapping.values import as_dict, as_identifier
 from sdk.request import VendorRequest
-from sdk.spec.model import Batching
 
 if TYPE_CHECKING:
     from sdk.connector import Kit
@@ -36,7 +34,6 @@ INSERT_ID_MAX = 36
 MAX_EVENT_AGE_YEARS = 5
 # Mixpanel rejects event times before 1971-01-01.
 MIN_EVENT_TIME_MS = 31_536_000_000
-GROUPS_MAX_EVENTS = 200
 APPLE_DEVICE_TYPES = {"ios", "ipados", "tvos", "watchos", "visionos"}
 
 # Reserved profile names used for $set_once traits (these always use Mixpanel's documented names).
@@ -210,20 +207,6 @@ def post_map(body: dict[str, Any], event: dict[str, Any], kit: Kit) -> list[Vend
             )
         return [kit.request("identity", body, event)]
     return _group_requests(body, event, kit)
-
-
-def batch(requests: list[VendorRequest], kit: Kit) -> list[tuple[list[int], VendorRequest]]:
-    """Spec batching, except that /groups takes at most 200 updates per request."""
-    spec_batching = kit.spec.batching
-    groups_batching = Batching(**{**spec_batching.model_dump(), "max_events": GROUPS_MAX_EVENTS})
-    is_groups = [r.url.rstrip("/").endswith("/groups") for r in requests]
-    out: list[tuple[list[int], VendorRequest]] = []
-    for flag, conf in ((True, groups_batching), (False, spec_batching)):
-        index = [i for i, g in enumerate(is_groups) if g is flag]
-        for idx, req in merge_requests([requests[i] for i in index], conf):
-            out.append(([index[i] for i in idx], req))
-    out.sort(key=lambda p: p[0][0])
-    return out
 
 
 # -- events ----------------------------------------------------------------------------------------------

@@ -33,6 +33,28 @@ class TemplateVar(_Strict):
     default: Any = None
 
 
+class EndpointBatch(_Strict):
+    """Batching rules of one endpoint, where they differ from the spec-wide ``batching`` block.
+
+    Vendors cap each array of a bulk body separately (Braze: 75 events and 75 purchases per
+    request), take merged uploads on another URL (Amplitude's /batch), or want even a single
+    operation wrapped in an envelope (Customer.io's ``{"batch": [...]}``).
+    """
+
+    max_events: int = Field(default=1, ge=1, description="mapped requests merged into one, at most")
+    max_bytes: int = Field(default=1_000_000, ge=1)
+    lists: dict[str, int | None] = Field(
+        default_factory=dict,
+        description="body paths of arrays to concatenate, each with a cap on merged length (null: none)",
+    )
+    wrap: str | None = Field(
+        default=None, description="put every body (merged or not) in a list under this key before sending"
+    )
+    merged_endpoint: str | None = Field(
+        default=None, description="endpoint whose URL a merged request (2 or more) is sent to"
+    )
+
+
 class Endpoint(_Strict):
     """Where one kind of request goes.
 
@@ -47,6 +69,7 @@ class Endpoint(_Strict):
     openapi_operation: str | None = Field(
         default=None, description="'METHOD /path' of the vendor OpenAPI operation this endpoint implements"
     )
+    batch: EndpointBatch | None = None
 
 
 class Auth(_Strict):
@@ -197,6 +220,24 @@ class DestinationSpec(_Strict):
                 raise ValueError(
                     f"mappings.{etype}.endpoint is {m.endpoint!r}, but endpoints only define "
                     f"{sorted(self.endpoints)}; add it under endpoints or fix the name"
+                )
+        for name, ep in self.endpoints.items():
+            b = ep.batch
+            if b is None:
+                continue
+            if not self.batching.enabled:
+                raise ValueError(
+                    f"endpoints.{name}.batch is set but batching.enabled is false; the router only merges "
+                    f"(and wraps) requests when batching is enabled: set `batching: {{enabled: true}}`"
+                )
+            if b.max_events > self.batching.max_events:
+                raise ValueError(
+                    f"endpoints.{name}.batch.max_events ({b.max_events}) exceeds batching.max_events "
+                    f"({self.batching.max_events}), which bounds how many jobs the router claims per batch"
+                )
+            if b.merged_endpoint and b.merged_endpoint not in self.endpoints:
+                raise ValueError(
+                    f"endpoints.{name}.batch.merged_endpoint {b.merged_endpoint!r} is not defined"
                 )
         return self
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,29 +10,10 @@ from sdk.connector import Connector
 from sdk.request import VendorRequest
 from sdk.testing.cases import safe_url
 
-_TEMPLATE = re.compile(r"\{\{.*?\}\}")
-
-
-@lru_cache(maxsize=256)
-def _url_regex(template: str) -> re.Pattern[str]:
-    parts = _TEMPLATE.split(template)
-    return re.compile("^" + ".+?".join(re.escape(p) for p in parts) + "$")
-
 
 def endpoint_for(connector: Connector, req: VendorRequest) -> str | None:
-    """Which spec endpoint produced ``req``, by matching its URL against the endpoints' URL templates."""
-    tagged = req.meta.get("endpoint")  # set by Connector.build_request; exact even when endpoints share a URL
-    if isinstance(tagged, str) and tagged in connector.spec.endpoints:
-        return tagged
-    url = req.url.split("?", 1)[0]
-    best: tuple[int, str] | None = None
-    for name, ep in connector.spec.endpoints.items():
-        if _url_regex(ep.url).match(url):
-            # Prefer the most specific template (most literal characters) and the same method.
-            score = len(_TEMPLATE.sub("", ep.url)) + (1000 if ep.method == req.method.upper() else 0)
-            if best is None or score > best[0]:
-                best = (score, name)
-    return best[1] if best else None
+    """Which spec endpoint produced ``req`` (its tag, else the best URL-template match)."""
+    return connector.endpoint_of(req)
 
 
 def _present(body: Any, path: str) -> bool:
@@ -98,20 +77,30 @@ def request_problems(connector: Connector, req: VendorRequest) -> list[str]:
 
 
 def batch_problems(connector: Connector, requests: list[VendorRequest], config: dict[str, Any]) -> list[str]:
-    """Batching must keep the spec's limits and account for every input request exactly once."""
-    b = connector.spec.batching
+    """Batching must keep the spec's limits (an endpoint's own, else the spec-wide ones) and account
+    for every input request exactly once."""
+    spec_b = connector.spec.batching
     problems: list[str] = []
     batches = connector.batch(requests, config)
     seen: list[int] = []
     for indices, req in batches:
         seen.extend(indices)
-        if b.enabled and len(indices) > b.max_events:
-            problems.append(f"a batch holds {len(indices)} events, over batching.max_events={b.max_events}")
+        if not spec_b.enabled or not indices:
+            continue
+        ep_name = connector.endpoint_of(requests[indices[0]])
+        ep_b = connector.spec.endpoints[ep_name].batch if ep_name else None
+        where = f"endpoints.{ep_name}.batch" if ep_b else "batching"
+        max_events = ep_b.max_events if ep_b else spec_b.max_events
+        max_bytes = ep_b.max_bytes if ep_b else spec_b.max_bytes
+        if len(indices) > max_events:
+            problems.append(f"a batch holds {len(indices)} events, over {where}.max_events={max_events}")
         size = len(req.body_bytes())
-        if b.enabled and len(indices) > 1 and size > b.max_bytes:
-            problems.append(
-                f"a batch of {len(indices)} is {size} bytes, over batching.max_bytes={b.max_bytes}"
-            )
+        if len(indices) > 1 and size > max_bytes:
+            problems.append(f"a batch of {len(indices)} is {size} bytes, over {where}.max_bytes={max_bytes}")
+        for path, cap in ep_b.lists.items() if ep_b else ():
+            items = req.json_body.get(path) if isinstance(req.json_body, dict) else None
+            if cap is not None and isinstance(items, list) and len(items) > cap:
+                problems.append(f"a batch's {path} holds {len(items)} items, over {where}.lists.{path}={cap}")
     if sorted(seen) != list(range(len(requests))):
         problems.append(
             f"batching lost or duplicated requests: got indices {sorted(seen)[:20]} for {len(requests)}"

@@ -169,6 +169,16 @@ def test_batch_hook_wraps_v2_objects_and_keeps_v1_single(cio):
     assert out[1][1].json_body == reqs[1].json_body
 
 
+def test_router_path_wraps_a_lone_object_operation_read_back_from_the_queue(cio):
+    """Regression: batching was off in the spec, so the router (which only calls `batch` when batching
+    is enabled) sent v2 object operations without their {"batch": [...]} envelope."""
+    assert cio.spec.batching.enabled
+    stored = VendorRequest.from_wire(one(cio, {"type": "group", "userId": "u1", "groupId": "g1"}).to_wire())
+    [(idx, sent)] = cio.batch([stored], CFG)
+    assert idx == [0]
+    assert sent.json_body["batch"][0]["identifiers"]["object_id"] == "g1"
+
+
 def test_vendor_answers_are_classified(cio):
     assert cio.classify(200, {}, b"{}").outcome == "success"
     assert cio.classify(401, {}, b'{"meta":{"error":"Unauthorized"}}').outcome == "abort"
