@@ -1,30 +1,27 @@
 """A loaded destination: its spec compiled once, its optional mapper, and the transform entry point.
 
-Mapper hook interface (all optional, module-level functions in ``mapper.py``):
+Data flows one way: event -> checks -> the spec's requests (fields, conditions, fan-out) -> optional
+``refine`` functions of ``mapper.py`` -> requests on their endpoints (URL, headers, auth). Everything that
+depends only on the config (settings validation, vars, static URLs and headers, auth) is worked out once
+per distinct config (``Bound``), not per event.
 
-``prepare(event, kit) -> dict``
-    Normalise the event before the declarative mapping runs.
-``post_map(body, event, kit) -> dict``
-    Adjust the body the declarative mapping produced.
-``transform(event, kit) -> VendorRequest | list[VendorRequest] | None``
-    Take over completely; ``kit.default(event)`` still runs the declarative path.
-``batch(requests, kit) -> list[tuple[list[int], VendorRequest]]``
-    Custom batching when the spec's ``batching`` block cannot say it.
-
-Hooks must be pure: time and ids come from ``kit.ctx`` (a ``TransformContext``),
-errors are raised as ``sdk.errors`` types.
+``mapper.py`` is a plain module of pure functions, named from the spec (``refine: fn`` on a request,
+``call: fn`` in a value). It imports only what ``sdk`` re-exports (see ``sdk/__init__.py``) and never
+reads engine internals.
 """
 
 from __future__ import annotations
 
 import base64
 import importlib.util
+import inspect
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qsl
 
 import yaml
 from pydantic import ValidationError
@@ -33,20 +30,49 @@ from sdk.batching import BatchPlan, merge_planned
 from sdk.classify import Classification, classify_response
 from sdk.context import TransformContext
 from sdk.errors import ConfigurationError, InstrumentationError, SluiceError, SpecError, UnsupportedEventError
-from sdk.mapping.compile import CompiledMapping, compile_mappings
-from sdk.mapping.templates import Template
+from sdk.event_filters import check_consent, check_event_filtering
+from sdk.mapping.env import Env
+from sdk.mapping.expressions import CompileError, Compiler
+from sdk.mapping.exprstring import template_parts
+from sdk.mapping.plan import Plan, Planned, compute_vars
 from sdk.request import VendorRequest
 from sdk.settings import SettingsValidator
 from sdk.spec.model import DestinationSpec, Endpoint
 
-MAPPER_HOOKS = ("prepare", "post_map", "transform", "batch")
-_TEMPLATE_TOKEN = re.compile(r"\{\{.*?\}\}")
+# Framing and hop-by-hop headers are the HTTP client's business; from settings or events they would
+# corrupt the request (RFC 9110 7.6.1) or redirect it (Host).
+FORBIDDEN_HEADERS = frozenset({
+    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
+    "proxy-connection", "proxy-authorization", "proxy-authenticate",
+})  # fmt: skip
+_STATIC_ROOTS = {"settings", "vars"}
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML with duplicate keys refused: the later one would silently win."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    loader.flatten_mapping(node)
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}; remove one of them", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_spec(path: Path) -> DestinationSpec:
     """Parse and validate a spec.yaml; errors name the file and the key."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except (OSError, yaml.YAMLError) as e:
         raise SpecError(f"{path}: cannot read YAML: {e}") from e
     if not isinstance(raw, dict):
@@ -74,51 +100,66 @@ def _load_mapper(path: Path, name: str) -> ModuleType | None:
     return module
 
 
+def mapper_functions(mapper: ModuleType | None) -> dict[str, Any]:
+    """The public functions a mapper defines itself (not ones it imported)."""
+    if mapper is None:
+        return {}
+    return {
+        n: f for n, f in vars(mapper).items()
+        if inspect.isfunction(f) and not n.startswith("_") and f.__module__ == mapper.__name__
+    }  # fmt: skip
+
+
+class _Template:
+    """An endpoint template (URL, header, param): rendered once per config when it reads only settings
+    and vars, else per event."""
+
+    def __init__(self, compiler: Compiler, text: str, where: str):
+        self.fn = compiler.template(text, where, strict=True).fn
+        roots = {p.path.root for part in template_parts(text) if not isinstance(part, str)
+                 for p in part.operands if p.path is not None}  # fmt: skip
+        self.static = roots <= _STATIC_ROOTS
+
+
 class _CompiledEndpoint:
-    def __init__(self, name: str, ep: Endpoint, where: str):
+    def __init__(self, compiler: Compiler, name: str, ep: Endpoint, where: str):
         self.name = name
         self.method = ep.method
-        self.url = Template(ep.url, f"{where}.url")
-        literals = _TEMPLATE_TOKEN.split(ep.url)
-        self.url_pattern = re.compile("^" + ".+?".join(re.escape(p) for p in literals) + "$")
-        self.url_literal_len = sum(len(p) for p in literals)
-        self.headers = {k: Template(v, f"{where}.headers.{k}") for k, v in ep.headers.items()}
-        self.params = {k: Template(v, f"{where}.params.{k}") for k, v in ep.params.items()}
+        self.url = _Template(compiler, ep.url, f"{where}.url")
+        self.headers = {k: _Template(compiler, v, f"{where}.headers.{k}") for k, v in ep.headers.items()}
+        self.params = {k: _Template(compiler, v, f"{where}.params.{k}") for k, v in ep.params.items()}
+        for k in ep.headers:
+            if k.lower() in FORBIDDEN_HEADERS:
+                raise CompileError(f"{where}.headers.{k}", "framing/hop-by-hop headers are set by the client")
         self.body_format = ep.body_format
-        self.openapi_operation = ep.openapi_operation
+        self.json_type = ep.body_format in ("json", "json_array") and not any(
+            k.lower() == "content-type" for k in ep.headers
+        )
 
 
 @dataclass
-class Kit:
-    """What a mapper hook gets: settings, clock, and the declarative machinery to reuse."""
+class BoundEndpoint:
+    """An endpoint with everything that depends only on the config already rendered."""
 
-    connector: Connector
+    compiled: _CompiledEndpoint
+    url: str | None
+    headers: dict[str, str]
+    params: dict[str, Any]
+    dynamic_headers: list[tuple[str, Any]]
+    dynamic_params: list[tuple[str, Any]]
+
+
+@dataclass
+class Bound:
+    """A connector bound to one config: validated settings, vars, static endpoint parts, auth."""
+
     settings: dict[str, Any] = field(repr=False)  # holds credentials: never in reprs or tracebacks
-    ctx: TransformContext
-    vars: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def spec(self) -> DestinationSpec:
-        return self.connector.spec
-
-    def ns(self, event: dict[str, Any]) -> dict[str, Any]:
-        return {"event": event, "settings": self.settings, "vars": self.vars, "ctx": self.ctx}
-
-    def map(self, event: dict[str, Any], event_type: str | None = None) -> dict[str, Any]:
-        """Run the spec's mapping for ``event_type`` (default: the event's own type)."""
-        etype = event_type or str(event.get("type", "")).lower()
-        mapping = self.connector.mappings.get(etype)
-        if mapping is None:
-            raise UnsupportedEventError(f"{self.spec.display_name} has no mapping for {etype!r} events")
-        return mapping.run(self.ns(event))
-
-    def request(self, endpoint: str, body: Any, event: dict[str, Any] | None = None) -> VendorRequest:
-        """Build a request to one of the spec's endpoints, with auth applied."""
-        return self.connector.build_request(endpoint, body, self.ns(event or {}))
-
-    def default(self, event: dict[str, Any]) -> list[VendorRequest]:
-        """The declarative path: prepare → map → post_map → request."""
-        return self.connector.declarative(event, self)
+    vars: dict[str, Any] = field(repr=False)
+    endpoints: dict[str, BoundEndpoint] = field(repr=False)
+    auth_headers: dict[str, str] = field(repr=False)
+    auth_params: dict[str, str] = field(repr=False)
+    warnings: list[str]
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-config values (see Compiler)
 
 
 class Connector:
@@ -128,23 +169,27 @@ class Connector:
         self.spec = spec
         self.folder = folder
         self.mapper = mapper
-        where = f"{spec.name}"
+        where = spec.name
+        self.functions = mapper_functions(mapper)
         try:
-            self.settings = SettingsValidator(spec.settings, spec.display_name)
+            self.settings = SettingsValidator(spec.settings, spec.display_name, spec.ignored_settings)
+            self.plan = Plan(spec, self.functions)
+            compiler = Compiler(self.plan.let_names, self.functions)
             self.endpoints = {
-                n: _CompiledEndpoint(n, ep, f"{where}.endpoints.{n}") for n, ep in spec.endpoints.items()
+                n: _CompiledEndpoint(compiler, n, ep, f"{where}.endpoints.{n}")
+                for n, ep in spec.endpoints.items()
             }
-            self.mappings: dict[str, CompiledMapping] = compile_mappings(spec.mappings, spec.common, where)
             self.auth = {
-                k: Template(v, f"{where}.auth.{k}")
+                k: _Template(compiler, v, f"{where}.auth.{k}")
                 for k in ("username", "password", "token", "value")
                 if isinstance(v := getattr(spec.auth, k), str)
             }
-        except ValueError as e:
-            raise SpecError(f"{where}: {e}") from e
-        self.hooks = {
-            h: getattr(mapper, h) for h in MAPPER_HOOKS if mapper is not None and hasattr(mapper, h)
-        }
+        except (CompileError, ValueError) as e:
+            raise SpecError(str(e) if isinstance(e, CompileError) else f"{where}: {e}") from e
+        for k, t in self.auth.items():
+            if not t.static:
+                raise SpecError(f"{where}.auth.{k}: credentials may only read settings and vars")
+        self._bound: dict[int, tuple[dict[str, Any], Bound]] = {}
 
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
@@ -157,29 +202,79 @@ class Connector:
             raise SpecError(
                 f"{spec_path}: name is {spec.name!r} but the folder is {folder.name!r}; make them equal"
             )
-        return cls(spec, folder, _load_mapper(folder / "mapper.py", spec.name))
+        try:
+            return cls(spec, folder, _load_mapper(folder / "mapper.py", spec.name))
+        except SpecError as e:
+            raise SpecError(f"{spec_path}: {e}") from e
 
     @property
     def name(self) -> str:
         return self.spec.name
 
-    # -- transform ---------------------------------------------------------------------------------
-    def vars_for(self, settings: dict[str, Any]) -> dict[str, Any]:
-        out = {}
-        for name, var in self.spec.vars.items():
-            raw = settings.get(var.setting)
-            key = raw if isinstance(raw, str) else ("" if raw is None else str(raw))
-            out[name] = var.map.get(key, var.default if var.default is not None else raw)
-        return out
+    # -- config ------------------------------------------------------------------------------------
+    def bind(self, config: dict[str, Any] | None) -> Bound:
+        """The connector for one config; computed once per distinct config."""
+        settings, warnings = self.settings.check(config)
+        hit = self._bound.get(id(settings))
+        if hit is not None and hit[0] is settings:
+            return hit[1]
+        env = Env({}, settings, {}, TransformContext.at(None), {}, self.plan.names, "")
+        vars_ = compute_vars(self.plan, env)
+        endpoints = {}
+        for name, ep in self.endpoints.items():
+            url = ep.url.fn(env) if ep.url.static else None
+            headers = {k: _text(t.fn(env)) for k, t in ep.headers.items() if t.static}
+            params = {k: t.fn(env) for k, t in ep.params.items() if t.static}
+            endpoints[name] = BoundEndpoint(
+                ep, url, headers, params,
+                [(k, t.fn) for k, t in ep.headers.items() if not t.static],
+                [(k, t.fn) for k, t in ep.params.items() if not t.static],
+            )  # fmt: skip
+        auth_headers, auth_params = self._auth(env)
+        bound = Bound(settings, vars_, endpoints, auth_headers, auth_params, warnings)
+        if len(self._bound) > 256:
+            self._bound.clear()
+        self._bound[id(settings)] = (settings, bound)  # keeps `settings` alive, so its id stays unique
+        return bound
 
+    def check_config(self, config: dict[str, Any] | None) -> dict[str, Any]:
+        """Validate a config up front (the pipeline does this at start-up, not per event)."""
+        return self.bind(config).settings
+
+    def config_warnings(self, config: dict[str, Any] | None) -> list[str]:
+        """Settings the connector does not use (report once at start-up)."""
+        return list(self.bind(config).warnings)
+
+    def _auth(self, env: Env) -> tuple[dict[str, str], dict[str, str]]:
+        a = self.spec.auth
+        if a.type == "none":
+            return {}, {}
+        r = {k: _text(t.fn(env)) for k, t in self.auth.items()}
+        if a.type == "basic":
+            cred = f"{r['username']}:{r.get('password', '')}"
+            return {"Authorization": "Basic " + base64.b64encode(cred.encode()).decode()}, {}
+        if a.type == "bearer":
+            return {"Authorization": f"Bearer {r['token']}"}, {}
+        if a.type == "header":
+            return {a.name or "Authorization": r["value"]}, {}
+        return {}, {a.name or "api_key": r["value"]}
+
+    # -- transform ---------------------------------------------------------------------------------
     def transform(
-        self, event: dict[str, Any], config: dict[str, Any] | None, ctx: TransformContext | None = None
+        self,
+        event: dict[str, Any],
+        config: dict[str, Any] | None,
+        ctx: TransformContext | None = None,
+        source_type: str | None = None,
     ) -> list[VendorRequest]:
-        """Map one event to the vendor requests it causes, or raise a typed ``SluiceError``."""
-        if not isinstance(event, dict):
+        """Map one event to the vendor requests it causes, or raise a typed ``SluiceError``.
+
+        ``EventDropped`` means the destination deliberately takes nothing for this event.
+        """
+        if type(event) is not dict:
             raise InstrumentationError("the event must be a JSON object")
         etype = event.get("type")
-        if not isinstance(etype, str) or not etype:
+        if not isinstance(etype, str) or not etype.strip():
             raise InstrumentationError(
                 "the event has no 'type'; set it to track, identify, page, screen, group or alias"
             )
@@ -189,76 +284,68 @@ class Connector:
                 f"{self.spec.display_name} does not support {etype!r} events "
                 f"(supported: {', '.join(self.spec.event_types)}); disable them for this destination"
             )
-        settings = self.settings(config)
+        bound = self.bind(config)
+        check_event_filtering(event, etype, bound.settings)
+        check_consent(event, bound.settings, source_type)
         if ctx is None:
             ctx = TransformContext.at(None, seed=str(event.get("messageId") or ""))
-        kit = Kit(self, settings, ctx, self.vars_for(settings))
+        env = Env(event, bound.settings, bound.vars, ctx, {}, self.plan.names, etype, bound.cache)
         try:
-            if "transform" in self.hooks:
-                result = self.hooks["transform"](event, kit)
-                return _as_requests(result, self.spec.display_name)
-            return self.declarative(event, kit)
+            planned = self.plan.run(env)
+            return [self._request(p, bound, env) for p in planned]
         except SluiceError:
             raise
+        except RecursionError as e:
+            raise InstrumentationError("the event is nested too deeply to map; flatten it") from e
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             # A mapper tripping over an odd value is an event problem the user must see, not a crash.
             raise InstrumentationError(
                 f"{self.spec.display_name}: cannot map this event ({type(e).__name__}: {e}); check its fields"
             ) from e
 
-    def declarative(self, event: dict[str, Any], kit: Kit) -> list[VendorRequest]:
-        if "prepare" in self.hooks:
-            event = self.hooks["prepare"](event, kit)
-        etype = str(event.get("type", "")).lower()
-        mapping = self.mappings.get(etype)
-        if mapping is None:
-            raise UnsupportedEventError(f"{self.spec.display_name} has no mapping for {etype!r} events")
-        ns = kit.ns(event)
-        body: Any = mapping.run(ns)
-        if "post_map" in self.hooks:
-            body = self.hooks["post_map"](body, event, kit)
-            if isinstance(body, (VendorRequest, list)) or body is None:
-                return _as_requests(body, self.spec.display_name)
-        return [self.build_request(mapping.endpoint, body, ns)]
-
-    def build_request(self, endpoint: str, body: Any, ns: dict[str, Any]) -> VendorRequest:
-        ep = self.endpoints.get(endpoint)
-        if ep is None:
-            raise SpecError(f"{self.spec.name}: endpoint {endpoint!r} is not defined in spec.yaml")
-        url = ep.url.render(ns)
-        headers = {k: _s(t.render(ns)) for k, t in ep.headers.items()}
-        params = {k: t.render(ns) for k, t in ep.params.items()}
-        self._apply_auth(ns, headers, params)
-        # The endpoint name rides along (never on the wire): several endpoints may share one URL.
-        req: dict[str, Any] = {"method": ep.method, "url": url, "headers": headers, "params": params}
-        req["meta"] = {"endpoint": endpoint}
-        fmt = ep.body_format
+    def _request(self, p: Planned, bound: Bound, env: Env) -> VendorRequest:
+        ep = bound.endpoints[p.endpoint]
+        c = ep.compiled
+        url = ep.url if ep.url is not None else _text(c.url.fn(env))
+        headers = dict(ep.headers)
+        for k, fn in ep.dynamic_headers:
+            headers[k] = _text(fn(env))
+        if p.headers:
+            taken = {k.lower() for k in headers} | {k.lower() for k in bound.auth_headers}
+            for k, v in p.headers.items():
+                lk = str(k).lower()
+                if lk in taken or lk in FORBIDDEN_HEADERS or v is None:
+                    continue
+                headers[str(k)] = _header_value(str(k), _text(v))
+        headers.update(bound.auth_headers)
+        params = dict(ep.params)
+        for k, fn in ep.dynamic_params:
+            params[k] = fn(env)
+        if p.params:
+            for k, v in p.params.items():
+                if v is not None and k not in params:
+                    params[str(k)] = v
+        params.update(bound.auth_params)
+        if params and "?" in url:
+            # One place for query parameters: the URL's own (e.g. from a path an event appended) join them.
+            url, _, query = url.partition("?")
+            params = {**dict(parse_qsl(query, keep_blank_values=True)), **params}
+        body = p.body
+        fmt = c.body_format
+        json_body = form = text = None
         if fmt == "json":
-            req["json"] = body
+            json_body = body if body is not None else {}
         elif fmt == "json_array":
-            req["json"] = body if isinstance(body, list) else [body]
+            json_body = body if isinstance(body, list) else [body]
         elif fmt == "form":
-            req["form"] = body
+            if body is not None and not isinstance(body, dict):
+                raise InstrumentationError(f"{self.spec.name}: a form body must be an object")
+            form = body or {}
         elif fmt == "text":
-            req["text"] = body if isinstance(body, str) else _s(body)
-        if fmt in ("json", "json_array") and not any(k.lower() == "content-type" for k in headers):
+            text = body if isinstance(body, str) else "" if body is None else _text(body)
+        if c.json_type and not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = "application/json"
-        return VendorRequest.model_validate(req)
-
-    def _apply_auth(self, ns: dict[str, Any], headers: dict[str, str], params: dict[str, Any]) -> None:
-        a = self.spec.auth
-        if a.type == "none":
-            return
-        r = {k: _s(t.render(ns)) for k, t in self.auth.items()}
-        if a.type == "basic":
-            cred = f"{r['username']}:{r.get('password', '')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
-        elif a.type == "bearer":
-            headers["Authorization"] = f"Bearer {r['token']}"
-        elif a.type == "header":
-            headers[a.name or "Authorization"] = r["value"]
-        elif a.type == "query":
-            params[a.name or "api_key"] = r["value"]
+        return VendorRequest.build(c.method, url, headers, params, json_body, form, text, p.endpoint)
 
     # -- delivery ----------------------------------------------------------------------------------
     def batch(
@@ -266,69 +353,51 @@ class Connector:
     ) -> list[tuple[list[int], VendorRequest]]:
         """Merge requests for delivery; returns (input indices, request) pairs in order.
 
-        Each request merges under its endpoint's ``batch`` rules, or the spec-wide ``batching``
-        block. Requests read back from the queue carry no endpoint tag, so the endpoint is found
-        from the URL; endpoints sharing a method and URL should therefore share batch rules.
+        Each request merges under its endpoint's ``batch`` rules, or the spec-wide ``batching`` block.
         """
-        settings = self.settings(config)
-        if "batch" in self.hooks:
-            kit = Kit(self, settings, TransformContext.at(None), self.vars_for(settings))
-            return self.hooks["batch"](requests, kit)
         b = self.spec.batching
         if not b.enabled:
             return [([i], r) for i, r in enumerate(requests)]
+        bound = self.bind(config)
         default = BatchPlan.from_batching(b) if b.max_events > 1 else None
         plans: dict[str, BatchPlan] = {}
         for name, ep in self.spec.endpoints.items():
             if ep.batch is not None:
                 merged_url = None
                 if ep.batch.merged_endpoint:
-                    ns = {"event": {}, "settings": settings, "vars": self.vars_for(settings)}
-                    merged_url = self.endpoints[ep.batch.merged_endpoint].url.render(ns)
+                    merged_url = bound.endpoints[ep.batch.merged_endpoint].url
                 plans[name] = BatchPlan.from_endpoint(name, ep.batch, merged_url)
         return merge_planned(requests, lambda r: plans.get(self.endpoint_of(r) or "", default))
 
     def endpoint_of(self, req: VendorRequest) -> str | None:
-        """Which endpoint produced ``req``: its tag if it has one, else the best URL-template match."""
-        tagged = req.meta.get("endpoint")
-        if isinstance(tagged, str) and tagged in self.endpoints:
-            return tagged
-        url = req.url.split("?", 1)[0]
-        best: tuple[int, str] | None = None
-        for name, ep in self.endpoints.items():
-            if ep.url_pattern.match(url):
-                # The most specific template (most literal characters) wins; the same method first.
-                score = ep.url_literal_len + (1000 if ep.method == req.method.upper() else 0)
-                if best is None or score > best[0]:
-                    best = (score, name)
-        return best[1] if best else None
+        """Which endpoint produced ``req``: the name stored with it."""
+        return req.endpoint if req.endpoint in self.endpoints else None
 
     def classify(
         self, status: int, headers: dict[str, str] | None = None, body: bytes | str | None = None
     ) -> Classification:
         return classify_response(status, headers, body, self.spec.responses)
 
-    def check_config(self, config: dict[str, Any] | None) -> dict[str, Any]:
-        """Validate a config up front (the pipeline does this at start-up, not per event)."""
-        return self.settings(config)
+
+def _header_value(name: str, value: str) -> str:
+    """Headers an event supplies: a valid name, one line of text (no header injection)."""
+    if not _TOKEN.match(name):
+        raise InstrumentationError(
+            f"header name {name[:60]!r} is not a valid HTTP header name; use letters, digits and -"
+        )
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise InstrumentationError(f"header {name!r} contains a line break; remove it")
+    return value
 
 
-def _s(v: Any) -> str:
+def _text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
     if isinstance(v, bool):
         return "true" if v else "false"
-    return v if isinstance(v, str) else str(v)
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return "" if v is None else str(v)
 
 
-def _as_requests(result: Any, name: str) -> list[VendorRequest]:
-    if result is None:
-        return []
-    items = result if isinstance(result, list) else [result]
-    out = []
-    for r in items:
-        if isinstance(r, VendorRequest):
-            out.append(r)
-        elif isinstance(r, dict):
-            out.append(VendorRequest.model_validate(r))
-        else:
-            raise ConfigurationError(f"{name}: mapper returned {type(r).__name__}, expected VendorRequest")
-    return out
+__all__ = ["Connector", "Bound", "load_spec", "mapper_functions", "ConfigurationError"]

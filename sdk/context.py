@@ -49,6 +49,10 @@ class TransformContext:
     def now_iso(self) -> str:
         return self.now.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
+    def stable_id(self) -> str:
+        """One UUID per event (the same however often it is asked for), for events without a messageId."""
+        return str(uuid.uuid5(_NAMESPACE, f"{self.seed}:event"))
+
     def new_id(self) -> str:
         """A UUID that is stable for the same seed and call order."""
         self._counter += 1

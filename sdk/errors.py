@@ -11,6 +11,7 @@ Callers catch by meaning, never by message text::
     │   ├── RetryableError          500  try again later (5xx, timeouts, resets)
     │   ├── ThrottledError          429  try again after the vendor's back-off
     │   └── AbortedError            400  retrying cannot help (4xx, rejected payload)
+    ├── EventDropped                298  deliberately not sent (filtered, unmapped, no consent); not an error
     ├── UnknownDestinationError     404  no integration by that name or alias
     ├── SpecError                   400  an integration's spec.yaml is invalid
     └── CertificationError          403  the connector is not certified for production use
@@ -82,6 +83,18 @@ class ThrottledError(DeliveryError):
 class AbortedError(DeliveryError):
     type = "aborted"
     status = 400
+
+
+class EventDropped(SluiceError):
+    """The connector deliberately sends nothing for this event, for the reason given.
+
+    Event filtering, missing consent, an event name the destination is configured not to map: the
+    event is fine, the destination just does not want it. ``sluice transform`` answers no requests; the
+    pipeline counts it as filtered, never as a dead letter.
+    """
+
+    type = "event_dropped"
+    status = 298
 
 
 class UnknownDestinationError(SluiceError):

@@ -27,7 +27,13 @@ class VendorRequest(BaseModel):
     json_body: Any = Field(default=None, alias="json")
     form: dict[str, Any] | None = None
     text: str | None = None
-    # Connector-private hints (e.g. the batch key) that never go on the wire.
+    # The spec endpoint this request was built for: stored with it, so the router applies that endpoint's
+    # batching rules even where several endpoints share a method and URL. Never sent to the vendor.
+    endpoint: str | None = None
+    # Non-HTTP destinations (e.g. Redis): the transport's name and its operation object.
+    transport: str = "http"
+    raw: Any = None
+    # Connector-private hints that are neither stored nor sent.
     meta: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     @model_validator(mode="after")
@@ -35,6 +41,32 @@ class VendorRequest(BaseModel):
         bodies = [b for b in (self.json_body, self.form, self.text) if b is not None]
         if len(bodies) > 1:
             raise ValueError("a request carries at most one body: json, form or text")
+        return self
+
+    @classmethod
+    def build(
+        cls,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        params: dict[str, Any],
+        json_body: Any = None,
+        form: dict[str, Any] | None = None,
+        text: str | None = None,
+        endpoint: str | None = None,
+    ) -> VendorRequest:
+        """The engine's constructor: the values are already checked, so skip validation (hot path).
+
+        Equal to ``VendorRequest(method=..., url=..., ...)`` with the same values (a test holds it so).
+        """
+        self = cls.__new__(cls)
+        object.__setattr__(self, "__dict__", {
+            "method": method, "url": url, "headers": headers, "params": params, "json_body": json_body,
+            "form": form, "text": text, "endpoint": endpoint, "transport": "http", "raw": None, "meta": {},
+        })  # fmt: skip
+        object.__setattr__(self, "__pydantic_fields_set__", set(_BUILD_FIELDS))
+        object.__setattr__(self, "__pydantic_extra__", None)
+        object.__setattr__(self, "__pydantic_private__", None)
         return self
 
     @property
@@ -49,6 +81,11 @@ class VendorRequest(BaseModel):
 
     def to_wire(self) -> dict[str, Any]:
         """The dict written by ``sluice transform`` and stored in delivery jobs."""
+        if self.transport != "http":
+            out_raw: dict[str, Any] = {"transport": self.transport, "raw": self.raw}
+            if self.endpoint is not None:
+                out_raw["endpoint"] = self.endpoint
+            return out_raw
         out: dict[str, Any] = {
             "method": self.method,
             "url": self.url,
@@ -62,10 +99,14 @@ class VendorRequest(BaseModel):
             out["form"] = self.form
         elif kind == "text":
             out["text"] = self.text
+        if self.endpoint is not None:
+            out["endpoint"] = self.endpoint
         return out
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> VendorRequest:
+        if data.get("transport", "http") != "http" and "url" not in data:
+            return cls.model_validate({"url": "", **data})
         return cls.model_validate(data)
 
     def body_bytes(self) -> bytes:
@@ -85,6 +126,9 @@ class VendorRequest(BaseModel):
             "form": "application/x-www-form-urlencoded",
             "text": None,
         }.get(self.body_kind or "")
+
+
+_BUILD_FIELDS = frozenset({"method", "url", "headers", "params", "json_body", "form", "text", "endpoint"})
 
 
 def _form_pairs(form: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,4 +1,12 @@
-"""Destination settings: validated once per distinct config against the spec's JSON Schema."""
+"""Destination settings: checked once per distinct config against the spec's JSON Schema.
+
+Three kinds of keys are accepted: those the spec declares, those it lists under ``ignored_settings``
+(device-mode and UI-only keys that migrated RudderStack configs carry), and the settings every destination
+shares (``COMMON_SETTINGS``: event filtering and consent, implemented once in ``sdk/event_filters.py``).
+Any other key is either a near miss of a known one (``residencyserver`` for ``residencyServer``), refused
+with a did-you-mean, because a misspelt setting silently sends data elsewhere; or reported once as a
+warning, because configs also carry keys of features Sluice does not have.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +18,90 @@ import jsonschema
 
 from sdk.errors import ConfigurationError
 
+_ROWS = {"type": ["array", "object", "null"]}
+COMMON_SETTINGS: dict[str, Any] = {
+    "eventFilteringOption": {
+        "type": ["string", "null"],
+        "enum": ["disable", "whitelistedEvents", "blacklistedEvents", "", None],
+        "default": "disable",
+        "description": "Track events by name: disable, whitelistedEvents (allow) or blacklistedEvents (drop)",
+    },
+    "whitelistedEvents": {**_ROWS, "description": "Allowlisted track event names, as [{eventName}] rows"},
+    "blacklistedEvents": {**_ROWS, "description": "Denylisted track event names, as [{eventName}] rows"},
+    "oneTrustCookieCategories": {**_ROWS, "description": "OneTrust categories that must be consented"},
+    "ketchConsentPurposes": {**_ROWS, "description": "Ketch purposes that must be consented"},
+    "consentManagement": {
+        **_ROWS,
+        "description": "Consent rules per source type: provider, consents, strategy",
+    },
+}
+# Keys of RudderStack's own delivery machinery and UI, meaningless to a connector.
+PLATFORM_KEYS = frozenset({
+    "connectionMode", "useNativeSDK", "useNativeSDKToSend", "eventDelivery", "eventDeliveryTS",
+    "blacklistedEvents", "whitelistedEvents", "eventFilteringOption", "destinationDefinitionId",
+    "transformAt", "transformAtV1", "includeKeys", "excludeKeys", "saveDestinationResponse",
+})  # fmt: skip
+
+
+def _edit_distance(a: str, b: str, limit: int = 2) -> int:
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
+def near_miss(key: str, known: list[str]) -> str | None:
+    """The known key ``key`` was probably meant to be: same letters but case, or a small typo."""
+    low = key.lower()
+    for k in known:
+        if k.lower() == low:
+            return k
+    if len(key) < 8:
+        return None  # short names differ by a letter by chance (`header` next to `headers`): only warn
+    best = None
+    for k in known:
+        if len(k) >= 8 and _edit_distance(key.lower(), k.lower()) <= (1 if len(k) < 12 else 2):
+            if best is None:
+                best = k
+            else:
+                return None  # ambiguous: say nothing rather than guess
+    return best
+
 
 class SettingsValidator:
     """Validates configs and fills schema defaults; remembers configs it has seen."""
 
-    def __init__(self, schema: dict[str, Any], destination: str):
-        self.schema = schema or {"type": "object"}
+    def __init__(self, schema: dict[str, Any], destination: str, ignored: list[str] | None = None):
+        schema = copy.deepcopy(schema or {"type": "object"})
+        props = schema.setdefault("properties", {})
+        for k, v in COMMON_SETTINGS.items():
+            props.setdefault(k, v)
+        self.schema = schema
         self.destination = destination
         jsonschema.Draft202012Validator.check_schema(self.schema)
         self.validator = jsonschema.Draft202012Validator(self.schema)
-        self.defaults = {
-            k: v["default"]
-            for k, v in (self.schema.get("properties") or {}).items()
-            if isinstance(v, dict) and "default" in v
-        }
-        self.secrets = {
-            k
-            for k, v in (self.schema.get("properties") or {}).items()
-            if isinstance(v, dict) and v.get("secret")
-        }
-        self._cache: dict[str, dict[str, Any]] = {}
+        self.declared = [k for k in props if k not in COMMON_SETTINGS]
+        self.known = set(props) | set(ignored or ()) | PLATFORM_KEYS
+        self.defaults = {k: v["default"] for k, v in props.items() if isinstance(v, dict) and "default" in v}
+        self.secrets = {k for k, v in props.items() if isinstance(v, dict) and v.get("secret")}
+        self._cache: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        self._last: tuple[Any, dict[str, Any], list[str]] | None = None
 
     def __call__(self, config: dict[str, Any] | None) -> dict[str, Any]:
+        return self.check(config)[0]
+
+    def check(self, config: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+        """(settings with defaults, warnings about unknown keys); raises ConfigurationError."""
+        last = self._last
+        if last is not None and last[0] is config:
+            return last[1], last[2]
         if config is None:
             config = {}
         if not isinstance(config, dict):
@@ -43,8 +113,26 @@ class SettingsValidator:
         except (TypeError, ValueError):
             key = repr(config)
         hit = self._cache.get(key)
-        if hit is not None:
-            return hit
+        if hit is None:
+            hit = self._validate(config)
+            if len(self._cache) > 1024:
+                self._cache.clear()
+            self._cache[key] = hit
+        self._last = (config, hit[0], hit[1])
+        return hit
+
+    def _validate(self, config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        warnings = []
+        for k in config:
+            if k in self.known:
+                continue
+            guess = near_miss(str(k), self.declared)
+            if guess is not None:
+                raise ConfigurationError(
+                    f"{self.destination}: unknown setting `{k}`: did you mean `{guess}`? Fix the key in the "
+                    "destination config"
+                )
+            warnings.append(f"{self.destination}: setting `{k}` is not used by this connector; it is ignored")
         errors = sorted(self.validator.iter_errors(config), key=lambda e: list(e.path))
         if errors:
             e = errors[0]
@@ -60,7 +148,4 @@ class SettingsValidator:
             )
         full = copy.deepcopy(self.defaults)
         full.update({k: v for k, v in config.items() if v is not None or k not in full})
-        if len(self._cache) > 1024:
-            self._cache.clear()
-        self._cache[key] = full
-        return full
+        return full, warnings

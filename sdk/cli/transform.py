@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import click
 
 from sdk.context import TransformContext
-from sdk.errors import SluiceError
+from sdk.errors import EventDropped, SluiceError
 from sdk.registry import load_connector
 
 
@@ -28,12 +28,31 @@ def transform_line(line: str) -> dict[str, Any]:
         event = rec.get("event")
         seed = str(event.get("messageId") or "") if isinstance(event, dict) else ""
         ctx = TransformContext.at(rec.get("now"), seed=seed)
-        requests = connector.transform(event, rec.get("config") or {}, ctx)
+        config = rec.get("config") or {}
+        _warn_once(connector, config)
+        requests = connector.transform(event, config, ctx, rec.get("source_type"))
         return {"requests": [r.to_wire() for r in requests]}
+    except EventDropped as e:
+        return {"requests": [], "dropped": {"reason": e.message}}
     except SluiceError as e:
         return {"error": e.to_dict()}
     except Exception as e:  # noqa: BLE001 - the run must go on; the line says what broke
         return {"error": {"type": "internal_error", "status": 500, "message": f"{type(e).__name__}: {e}"}}
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(connector: Any, config: Any) -> None:
+    """Settings the connector ignores, said once per run on stderr (stdout stays one line per input)."""
+    try:
+        warnings = connector.config_warnings(config)
+    except SluiceError:
+        return  # the transform itself reports the config error
+    for w in warnings:
+        if w not in _WARNED:
+            _WARNED.add(w)
+            print(f"warning: {w}", file=sys.stderr)
 
 
 def run_jsonl(inp: TextIO, out: TextIO) -> int:
@@ -63,7 +82,10 @@ def register(main: click.Group) -> None:
 
         With --jsonl, each input line is
         {"destination", "config", "event", "now"} and each output line is
-        {"requests": [...]} or {"error": {"type", "status", "message"}}.
+        {"requests": [...]} (with "dropped": {"reason"} when the destination
+        deliberately sends nothing) or {"error": {"type", "status", "message"}}.
+        An optional "source_type" (web, ios, android, cloud, ...) selects
+        per-source consent settings.
         """
         if jsonl:
             run_jsonl(sys.stdin, sys.stdout)

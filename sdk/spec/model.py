@@ -1,36 +1,44 @@
-"""The destination spec language, as a pydantic model.
+"""The destination spec language (version 2), as a pydantic model.
 
-A ``spec.yaml`` is validated against these classes, so a typo in a key is an
-error that names the key rather than a setting silently ignored. Every part
-has defaults that fit most vendors, so a simple destination's spec stays short.
+A ``spec.yaml`` is validated against these classes, so a misspelt key is an error that names the key
+rather than a setting silently ignored; the expressions inside (fields, conditions, templates) are
+compiled and checked when the connector loads (``sdk/mapping``). ``docs/spec-language.md`` is the
+reference, and ``sluice schema spec`` prints this model's JSON Schema.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from sdk.classify import ResponseRule
 
 EVENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
 
+_EXPR_SCHEMA = {
+    "description": (
+        "A value expression: an expression string (`traits.email ?? context.traits.email | lower`), a "
+        'template (`"Viewed {{ name }} Page"`), a literal number/boolean/null, a list of expressions, a '
+        "directive object (from, value, template, first, object, merge, array, each, if, switch, lookup, "
+        "rest, sum, count, call; modifiers format, default, required, error, when, omit, pick, keep_null, "
+        "lenient, omit_empty) or an object of fields. See docs/spec-language.md."
+    ),
+}
+_COND_SCHEMA = {
+    "description": (
+        "A condition: an expression (truthy), {present: X}, {absent: X}, {of: X, eq|ne|in|not_in|matches|"
+        "gt|ge|lt|le|contains|starts_with|type: operand, ci?, loose?}, {age_of: X, gt|ge|lt|le: duration}, "
+        "{not: C}, {all: [C]}, {any: [C]}. See docs/spec-language.md."
+    ),
+}
+Expr = Annotated[Any, WithJsonSchema(_EXPR_SCHEMA)]
+Cond = Annotated[Any, WithJsonSchema(_COND_SCHEMA)]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class TemplateVar(_Strict):
-    """A value computed from a setting, for use in templates as ``{{ vars.<name> }}``.
-
-    Typical use is a regional host:
-    ``{setting: residencyServer, map: {EU: api.eu.x.com}, default: api.x.com}``.
-    """
-
-    setting: str
-    map: dict[str, Any] = Field(default_factory=dict)
-    default: Any = None
 
 
 class EndpointBatch(_Strict):
@@ -56,16 +64,18 @@ class EndpointBatch(_Strict):
 
 
 class Endpoint(_Strict):
-    """Where one kind of request goes.
-
-    Strings may use ``{{ settings.x }}``, ``{{ vars.x }}`` and ``{{ event.path }}``.
-    """
+    """Where one kind of request goes. ``url``, ``headers`` and ``params`` are templates; parts that
+    read only settings and vars are computed once per config."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     url: str
     headers: dict[str, str] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
-    body_format: Literal["json", "json_array", "form", "text", "none"] = "json"
+    body_format: Literal["json", "json_array", "form", "text", "none"] = Field(
+        default="json",
+        description="json: the body as JSON; json_array: the body wrapped in a JSON list; form: "
+        "x-www-form-urlencoded; text: the body as text; none: no body (GET)",
+    )
     openapi_operation: str | None = Field(
         default=None, description="'METHOD /path' of the vendor OpenAPI operation this endpoint implements"
     )
@@ -96,60 +106,90 @@ class Auth(_Strict):
         return self
 
 
-class Field_(_Strict):
-    """One destination field: where its value comes from and how it is shaped.
+class Check(_Strict):
+    """A rule an event must pass before any request is built: ``when`` the condition holds, stop with
+    one of ``error`` (the event is wrong), ``config_error`` (the settings are wrong), ``unsupported``
+    (the destination does not take it) or ``drop`` (send nothing, not an error). Messages are templates."""
 
-    ``from`` lists source paths into the event (``properties.revenue``,
-    ``context.traits.email``); the first present, non-null one wins. Paths that
-    start with ``$settings.`` read the destination settings; ``$now`` is the
-    context clock; ``$message_id`` the event's messageId or a context id.
+    when: Cond
+    error: str | None = None
+    config_error: str | None = None
+    unsupported: str | None = None
+    drop: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Check:
+        given = [k for k in ("error", "config_error", "unsupported", "drop") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"a check has exactly one of error, config_error, unsupported, drop; got {given}"
+            )
+        return self
+
+
+class RequestSpec(_Strict):
+    """One vendor request an event may cause."""
+
+    name: str | None = Field(default=None, description="a label for messages and tests")
+    when: Cond | None = Field(default=None, description="only when this condition holds")
+    each: Expr | None = Field(
+        default=None, description="one request per element of this list (`item`, `index` inside)"
+    )
+    endpoint: str = Field(description="name of an endpoint under `endpoints`")
+    body: Expr = Field(default=None, description="the body (usually an object of fields)")
+    headers: Expr | None = Field(default=None, description="extra headers from the event (an object)")
+    params: Expr | None = Field(default=None, description="extra query parameters from the event (an object)")
+    refine: str | None = Field(
+        default=None,
+        description="name of a mapper.py function (body, event, settings, ctx) -> body | [bodies] | None",
+    )
+
+
+class EventMapping(_Strict):
+    """What one event type becomes.
+
+    ``requests``: every request whose ``when`` holds, in order (fan-out). ``cases``: the first request
+    whose ``when`` holds. A single request may also be written inline (``endpoint`` + ``body``).
     """
 
-    from_: list[str] = Field(default_factory=list, alias="from")
-    value: Any = None
-    default: Any = None
-    required: bool = False
-    error: str | None = Field(default=None, description="message when a required field is missing")
-    format: list[str | dict[str, Any]] = Field(default_factory=list)
-    omit: list[str] = Field(default_factory=list, description="keys to drop from an object value")
-    omit_mapped: bool = Field(
-        default=False, description="drop keys that other fields of this mapping consumed"
-    )
-    keep_null: bool = False
-    keep_empty: bool = True
-    if_setting: dict[str, Any] | None = None
+    let: dict[str, Expr] = Field(default_factory=dict, description="values for this event type")
+    checks: list[Check] = Field(default_factory=list)
+    requests: list[RequestSpec] | None = None
+    cases: list[RequestSpec] | None = None
 
-    @field_validator("from_", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _listify(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
+    def _inline(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return {"requests": v}
+        if isinstance(v, dict) and "endpoint" in v:
+            inline_keys = set(RequestSpec.model_fields)
+            req = {k: x for k, x in v.items() if k in inline_keys}
+            rest = {k: x for k, x in v.items() if k not in inline_keys}
+            if "requests" in rest or "cases" in rest:
+                raise ValueError(
+                    "write the request inline (endpoint, body) or under requests/cases, not both"
+                )
+            return {**rest, "requests": [req]}
+        return v
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> EventMapping:
+        if (self.requests is None) == (self.cases is None):
+            raise ValueError("a mapping has `requests` (all that apply) or `cases` (the first that applies)")
+        return self
 
-class FieldSet(_Strict):
-    """Body fields; keys may be dotted (``user.email``) to build nested objects."""
-
-    body: dict[str, Field_ | str] = Field(default_factory=dict)
-
-    @field_validator("body", mode="before")
-    @classmethod
-    def _shorthand(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            return v
-        return {k: ({"from": [x]} if isinstance(x, str) else x) for k, x in v.items()}
-
-
-class EventMapping(FieldSet):
-    """How one event type becomes a request: which endpoint, and the body's fields."""
-
-    endpoint: str = "default"
+    @property
+    def request_specs(self) -> list[RequestSpec]:
+        return self.requests if self.requests is not None else self.cases or []
 
 
 class Batching(_Strict):
     """How the router may merge several mapped requests into one.
 
-    Requests merge when method, URL, headers and params are equal. For a JSON
-    body, the list at ``list_path`` is concatenated (other keys come from the
-    first request); a ``json_array`` body is concatenated whole.
+    Requests merge when endpoint, method, URL, headers and params are equal. For a JSON body, the list
+    at ``list_path`` is concatenated (other keys come from the first request); a ``json_array`` body is
+    concatenated whole.
     """
 
     enabled: bool = False
@@ -189,7 +229,7 @@ class Vendor(_Strict):
 class DestinationSpec(_Strict):
     """A destination, complete: identity, settings, endpoints, auth, mappings, limits, error rules."""
 
-    spec_version: int = 1
+    spec_version: Literal[2] = Field(description="the spec language version; this reference is version 2")
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     display_name: str
     description: str = ""
@@ -200,11 +240,19 @@ class DestinationSpec(_Strict):
         default_factory=lambda: {"type": "object", "properties": {}},
         description="JSON Schema of the settings; mark secrets with `secret: true`",
     )
+    ignored_settings: list[str] = Field(
+        default_factory=list,
+        description="settings keys accepted without effect (device-mode or UI-only keys of migrated configs)",
+    )
     event_types: list[EventType]
-    vars: dict[str, TemplateVar] = Field(default_factory=dict)
+    vars: dict[str, Expr] = Field(
+        default_factory=dict,
+        description="values computed once per config from settings (e.g. a regional host)",
+    )
     endpoints: dict[str, Endpoint]
     auth: Auth = Field(default_factory=Auth)
-    common: FieldSet | None = Field(default=None, description="fields shared by every event type")
+    let: dict[str, Expr] = Field(default_factory=dict, description="named values, computed once per event")
+    checks: list[Check] = Field(default_factory=list, description="rules every event must pass")
     mappings: dict[EventType, EventMapping] = Field(default_factory=dict)
     batching: Batching = Field(default_factory=Batching)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
@@ -213,14 +261,29 @@ class DestinationSpec(_Strict):
     require_https: bool = Field(default=True, description="false only for user-supplied URLs (webhooks)")
     contract: Contract | None = Field(default=None, description="vendor-required fields the harness checks")
 
+    @field_validator("spec_version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> Any:
+        if v == 1:
+            raise ValueError(
+                "spec_version 1 is no longer supported; port the spec to version 2 (docs/spec-language.md)"
+            )
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> DestinationSpec:
         for etype, m in self.mappings.items():
-            if m.endpoint not in self.endpoints:
-                raise ValueError(
-                    f"mappings.{etype}.endpoint is {m.endpoint!r}, but endpoints only define "
-                    f"{sorted(self.endpoints)}; add it under endpoints or fix the name"
-                )
+            if etype not in self.event_types:
+                raise ValueError(f"mappings.{etype} is given but {etype!r} is not in event_types")
+            for i, r in enumerate(m.request_specs):
+                if r.endpoint not in self.endpoints:
+                    raise ValueError(
+                        f"mappings.{etype} request {i} uses endpoint {r.endpoint!r}, but endpoints only "
+                        f"define {sorted(self.endpoints)}; add it under endpoints or fix the name"
+                    )
+        for etype in self.event_types:
+            if etype not in self.mappings:
+                raise ValueError(f"event_types lists {etype!r} but mappings.{etype} is missing")
         for name, ep in self.endpoints.items():
             b = ep.batch
             if b is None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 
-from sdk.connector import MAPPER_HOOKS, Connector, _load_mapper, load_spec
+from sdk.connector import Connector, _load_mapper, load_spec
 from sdk.errors import SluiceError
 from sdk.testing.cases import SECRET_LIKE_SETTING, load_cases
 
-HOOK_ARITY = {"prepare": 2, "post_map": 3, "transform": 2, "batch": 2}
 _SETTING_REF = re.compile(r"settings\.([A-Za-z0-9_]+)")
 
 
@@ -38,8 +38,10 @@ def lint_integration(folder: Path) -> list[str]:
 
     for ep in spec.contract.required if spec.contract else {}:
         if ep not in spec.endpoints:
-            problems.append(f"{rel}/spec.yaml contract.required.{ep}: no such endpoint; use one of "
-                            f"{sorted(spec.endpoints)}")
+            problems.append(
+                f"{rel}/spec.yaml contract.required.{ep}: no such endpoint; use one of "
+                f"{sorted(spec.endpoints)}"
+            )
 
     # settings schema
     settings = spec.settings or {}
@@ -95,29 +97,11 @@ def lint_integration(folder: Path) -> list[str]:
                 f"with an event of type {etype!r} and the vendor's documented response"
             )
 
-    # mapper hooks
+    # mapper functions: public functions are named by the spec (refine/call), take 4 arguments and
+    # import only the SDK's public surface.
     mapper_path = folder / "mapper.py"
     if mapper_path.exists():
-        try:
-            mapper = _load_mapper(mapper_path, f"lint_{spec.name}")
-        except Exception as e:  # noqa: BLE001 - any import failure is a lint finding
-            problems.append(f"{rel}/mapper.py: cannot be imported ({type(e).__name__}: {e})")
-            mapper = None
-        if mapper is not None:
-            for attr, val in vars(mapper).items():
-                if attr.startswith("_") or not inspect.isfunction(val) or val.__module__ != mapper.__name__:
-                    continue
-                if attr not in MAPPER_HOOKS:
-                    problems.append(
-                        f"{rel}/mapper.py {attr}(): not a hook ({', '.join(MAPPER_HOOKS)}); "
-                        f"rename it to _{attr} if it is a helper, or fix the hook name"
-                    )
-                    continue
-                n = len(inspect.signature(val).parameters)
-                if n != HOOK_ARITY[attr]:
-                    problems.append(
-                        f"{rel}/mapper.py {attr}(): takes {n} arguments, the hook passes {HOOK_ARITY[attr]}"
-                    )
+        problems.extend(lint_mapper(mapper_path, spec, rel))
 
     # OpenAPI references
     ops = {n: ep.openapi_operation for n, ep in spec.endpoints.items() if ep.openapi_operation}
@@ -154,4 +138,67 @@ def lint_integration(folder: Path) -> list[str]:
                 problems.append(
                     f"{rel}/{spec.openapi.document}: not JSON; regenerate it with `sluice openapi extract`"
                 )
+    return problems
+
+
+def _spec_function_names(spec: Any) -> set[str]:
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("call"), str):
+                names.add(node["call"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for m in spec.mappings.values():
+        for r in m.request_specs:
+            if r.refine:
+                names.add(r.refine)
+    walk(spec.model_dump(mode="json", by_alias=True))
+    return names
+
+
+def lint_mapper(mapper_path: Path, spec: Any, rel: str) -> list[str]:
+    """What is wrong with a mapper.py: unused or misnamed functions, wrong arity, private imports."""
+    import ast
+
+    problems: list[str] = []
+    tree = ast.parse(mapper_path.read_text())
+    for node in ast.walk(tree):
+        mods: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            mods = [node.module]
+        elif isinstance(node, ast.Import):
+            mods = [a.name for a in node.names]
+        for m in mods:
+            if m.split(".")[0] in ("sdk", "pipeline") and m != "sdk":
+                problems.append(
+                    f"{rel}/mapper.py line {node.lineno}: imports {m}; a mapper imports only "
+                    "`from sdk import ...` "
+                    "(errors, get, formats, TransformContext), never engine internals"
+                )
+    try:
+        mapper = _load_mapper(mapper_path, f"lint_{spec.name}")
+    except Exception as e:  # noqa: BLE001 - any import failure is a lint finding
+        return [*problems, f"{rel}/mapper.py: cannot be imported ({type(e).__name__}: {e})"]
+    used = _spec_function_names(spec)
+    for attr, val in vars(mapper).items():
+        if attr.startswith("_") or not inspect.isfunction(val) or val.__module__ != mapper.__name__:
+            continue
+        if attr not in used:
+            problems.append(
+                f"{rel}/mapper.py {attr}(): no `refine: {attr}` or `call: {attr}` in spec.yaml uses it; "
+                f"rename it to _{attr} if it is a helper, or use it from the spec"
+            )
+            continue
+        n = len(inspect.signature(val).parameters)
+        if n != 4:
+            problems.append(
+                f"{rel}/mapper.py {attr}(): takes {n} arguments; refine and call functions take "
+                "(value_or_body, event, settings, ctx)"
+            )
     return problems

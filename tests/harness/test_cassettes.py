@@ -30,6 +30,7 @@ SECRET_TOKEN = "project-token-fake-5678"
 def _connector() -> Connector:
     spec = DestinationSpec.model_validate(
         {
+            "spec_version": 2,
             "name": "leaky",
             "display_name": "Leaky",
             "vendor": {"api_version": "2", "docs": ["https://example.com"]},
@@ -51,9 +52,10 @@ def _connector() -> Connector:
             "auth": {"type": "basic", "username": "{{ settings.apiKey }}", "password": ""},
             "mappings": {
                 "track": {
+                    "endpoint": "default",
                     "body": {
                         "event": {"from": ["event"], "required": True},
-                        "token": {"value": "{{ settings.token }}"},
+                        "token": "settings.token",
                         "note": {"from": ["properties.note"]},
                     }
                 }

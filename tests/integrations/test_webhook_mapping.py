@@ -22,7 +22,7 @@ def test_post_sends_event_with_config_headers(wh):
     event = {"type": "track", "event": "Fired", "userId": "u1", "properties": {"cone": 6}}
     [req] = wh.transform(event, cfg, CTX)
     assert (req.method, req.url) == ("POST", URL)
-    assert req.headers == {"content-type": "application/json", "x-team": "kiln"}
+    assert _lower(req.headers) == {"content-type": "application/json", "x-team": "kiln"}
     assert req.json_body == event
 
 
@@ -34,7 +34,7 @@ def test_configured_content_type_replaces_default(wh):
     }
     [req] = wh.transform({"type": "identify", "userId": "u1"}, cfg, CTX)
     assert req.method == "PUT"
-    assert req.headers == {"content-type": "text/plain"}
+    assert _lower(req.headers) == {"content-type": "text/plain"}
 
 
 def test_get_flattens_properties_and_keeps_url_query(wh):
@@ -49,7 +49,11 @@ def test_get_flattens_properties_and_keeps_url_query(wh):
     assert req.method == "GET" and req.body_kind is None
     assert req.url == URL
     assert req.params == {"src": "sdk", "a": 1, "b.c": "x", "b.d.e": True}
-    assert "content-type" not in req.headers
+    assert "content-type" not in _lower(req.headers)
+
+
+def _lower(headers):
+    return {k.lower(): v for k, v in headers.items()}
 
 
 def test_event_header_full_path_and_request_ip(wh):
@@ -61,8 +65,10 @@ def test_event_header_full_path_and_request_ip(wh):
         "header": {"X-Obj": {"k": 1}, "X-Null": None, "X-Flag": False},
         "request_ip": "198.51.100.1",
     }
-    [req] = wh.transform(event, {"webhookUrl": URL}, CTX)
+    cfg = {"webhookUrl": URL, "allowedHosts": ["other.example"], "headers": [{"from": "X-Secret", "to": "s"}]}
+    [req] = wh.transform(event, cfg, CTX)
     assert req.url == "http://other.example/in/v2"
+    assert "x-secret" not in _lower(req.headers), "configured headers never go to another host"
     assert (
         req.headers["x-obj"] == '{"k":1}'
         and req.headers["x-null"] == "null"
@@ -72,6 +78,34 @@ def test_event_header_full_path_and_request_ip(wh):
     assert req.json_body["context"] == {"ip": "198.51.100.1"}
 
 
+# -- issue 11, item 3: an event cannot redirect the configured credentials -------------------------------
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "track", "appendPath": "@attacker.net/x"},
+        {"type": "track", "appendPath": "//attacker.net/x"},
+        {"type": "track", "appendPath": ".attacker.net/x"},
+        {"type": "track", "header": {"Host": "attacker.net", "X-Secret": "overridden"}},
+    ],
+)
+def test_event_keys_never_move_the_request_off_the_configured_host(wh, event):
+    cfg = {"webhookUrl": URL, "headers": [{"from": "X-Secret", "to": "s3cret"}]}
+    [req] = wh.transform(event, cfg, CTX)
+    assert req.url.startswith("https://receiver.example/"), req.url
+    headers = _lower(req.headers)
+    assert headers["x-secret"] == "s3cret" and "host" not in headers
+
+
+def test_full_path_to_another_host_is_refused_unless_allowed(wh):
+    event = {"type": "track", "fullPath": "https://attacker.net/collect"}
+    with pytest.raises(InstrumentationError, match="allowedHosts"):
+        wh.transform(event, {"webhookUrl": URL, "headers": [{"from": "X-Secret", "to": "s"}]}, CTX)
+    [same_host] = wh.transform(
+        {"type": "track", "fullPath": "https://RECEIVER.example/other"}, {"webhookUrl": URL}, CTX
+    )
+    assert same_host.url == "https://RECEIVER.example/other"
+
+
 @pytest.mark.parametrize(
     ("cfg", "event", "error"),
     [
@@ -79,6 +113,12 @@ def test_event_header_full_path_and_request_ip(wh):
         ({"webhookUrl": URL}, {"type": "track", "header": {"X-A": "1\r\nX-B: 2"}}, InstrumentationError),
         ({"webhookUrl": URL}, {"type": "track", "header": {"bad name": "v"}}, InstrumentationError),
         ({"webhookUrl": "ftp://files.example"}, {"type": "track"}, ConfigurationError),
+        ({"webhookUrl": "not a url"}, {"type": "track"}, ConfigurationError),
+        (
+            {"webhookUrl": URL, "headers": [{"from": "bad name", "to": "v"}]},
+            {"type": "track"},
+            ConfigurationError,
+        ),
         ({}, {"type": "track"}, ConfigurationError),
         ({"webhookUrl": URL, "webhookMethod": "TRACE"}, {"type": "track"}, ConfigurationError),
     ],

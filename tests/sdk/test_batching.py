@@ -41,6 +41,7 @@ def test_disabled_is_identity():
 
 
 ENDPOINT_SPEC = {
+    "spec_version": 2,
     "name": "bulk",
     "display_name": "Bulk",
     "event_types": ["track", "group"],

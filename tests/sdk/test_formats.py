@@ -34,11 +34,21 @@ def test_format_converts(fmt, value, expected):
     assert fn(value, None) == expected
 
 
-def test_sha256_hashes_plain_values_and_keeps_hashed_ones():
-    plain = "  Person@Example.com "
-    digest = hashlib.sha256(b"Person@Example.com").hexdigest()
-    assert formats.sha256(plain) == digest
+def test_sha256_hashes_exact_text_and_keeps_hashed_ones():
+    """Normalising (trim, lower) is a separate, explicit step: `traits.email | trim | lower | sha256`."""
+    assert formats.sha256("Person@Example.com") == hashlib.sha256(b"Person@Example.com").hexdigest()
+    assert formats.sha256(" a ") == hashlib.sha256(b" a ").hexdigest()
+    digest = hashlib.sha256(b"x").hexdigest()
     assert formats.sha256(digest.upper()) == digest
+    assert formats.sha256(["a", "b"]) == [hashlib.sha256(b"a").hexdigest(), hashlib.sha256(b"b").hexdigest()]
+
+
+@pytest.mark.parametrize("name", sorted(formats.FORMATS))
+def test_every_format_has_a_documented_example_that_holds(name):
+    f = formats.FORMATS[name]
+    assert f.doc and f.example is not None, f"format {name} needs a description and an example"
+    value, arg, expected = f.example
+    assert f.fn(value, arg) == expected
 
 
 @pytest.mark.parametrize(
@@ -52,7 +62,7 @@ def test_format_rejects(fmt, value):
 
 
 def test_unknown_format_names_the_known_ones():
-    with pytest.raises(ValueError, match="unknown format 'nope'.*known formats"):
+    with pytest.raises(ValueError, match="unknown format 'nope'.*known:"):
         formats.resolve("nope")
 
 

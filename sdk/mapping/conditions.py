@@ -1,0 +1,221 @@
+"""Conditions: when a field, a request, a check or a case applies.
+
+A condition is one of:
+
+* an expression string: true when its value is truthy (``settings.trackProductsOnce``; false, 0, "",
+  "false", null, missing and empty containers are false);
+* ``{present: X}`` / ``{absent: X}``: X is (not) there: not missing, not null, not empty text;
+* ``{of: X, <test>: operand}`` with one test: ``eq``, ``ne``, ``in``, ``not_in`` (a list), ``matches``
+  (a regular expression, searched), ``gt``, ``ge``, ``lt``, ``le`` (numbers), ``contains`` (text or list),
+  ``starts_with``, ``type`` (string, number, integer, boolean, object, list, null); ``ci: true``
+  compares text trimmed and case-insensitively, ``loose: true`` also treats spaces, ``_`` and ``-`` alike;
+* ``{age_of: TIME, gt|ge|lt|le: DURATION}``: how long before now TIME was (negative in the future);
+  durations are ``30s``, ``15m``, ``72h``, ``7d``, ``5y`` (365 days) or seconds;
+* ``{not: C}``, ``{all: [C, ...]}``, ``{any: [C, ...]}``.
+
+Operands are literals (data, not expressions): ``{of: settings.region, eq: EU}``; two tests take an
+expression instead, to compare two values of the event or settings: ``same_as`` (equal as text) and
+``one_of`` (an element of a list), e.g. ``{of: previousId, same_as: userId}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sdk.mapping import formats
+from sdk.mapping.env import Env
+from sdk.mapping.expressions import CompileError, Compiler, normalise_key
+from sdk.mapping.paths import MISSING
+
+Cond = Callable[[Env], bool]
+
+TESTS = (
+    "eq", "ne", "in", "not_in", "matches", "gt", "ge", "lt", "le", "contains", "starts_with", "type",
+    "same_as", "one_of",
+)  # fmt: skip
+TYPES = {
+    "string": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "list": lambda v: isinstance(v, list),
+    "null": lambda v: v is None,
+}
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([smhdwy]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def duration_seconds(v: Any, where: str) -> float:
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return float(v)
+    m = _DURATION.match(str(v)) if isinstance(v, str) else None
+    if not m:
+        raise CompileError(where, f"{v!r} is not a duration; write e.g. 30s, 15m, 72h, 7d or 5y")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def compile_condition(compiler: Compiler, node: Any, where: str) -> Cond:
+    if isinstance(node, bool):
+        return (lambda env: True) if node else (lambda env: False)
+    if isinstance(node, str):
+        fn = compiler.value(node, where).fn
+        truthy = formats.truthy
+        return lambda env: truthy(fn(env))
+    if not isinstance(node, dict) or not node:
+        raise CompileError(where, "a condition is an expression or a mapping such as {present: userId}")
+    keys = set(node)
+    if keys == {"not"}:
+        inner = compile_condition(compiler, node["not"], f"{where}.not")
+        return lambda env: not inner(env)
+    if keys in ({"all"}, {"any"}):
+        (kind,) = keys
+        items = node[kind]
+        if not isinstance(items, list) or not items:
+            raise CompileError(where, f"`{kind}` takes a list of conditions")
+        conds = [compile_condition(compiler, c, f"{where}.{kind}[{i}]") for i, c in enumerate(items)]
+        if kind == "all":
+            return lambda env: all(c(env) for c in conds)
+        return lambda env: any(c(env) for c in conds)
+    if keys in ({"present"}, {"absent"}):
+        (kind,) = keys
+        fn = compiler.value(node[kind], f"{where}.{kind}").fn
+
+        def is_present(env: Env) -> bool:
+            v = fn(env)
+            return v is not MISSING and v is not None and v != ""
+
+        if kind == "present":
+            return is_present
+        return lambda env: not is_present(env)
+    if "age_of" in keys:
+        return _age(compiler, node, where)
+    if "of" in keys:
+        return _test(compiler, node, where)
+    raise CompileError(
+        where,
+        f"unknown condition {sorted(keys)}; use present/absent, of + a test ({', '.join(TESTS)}), "
+        "age_of, not, all or any",
+    )
+
+
+def _test(compiler: Compiler, node: dict[str, Any], where: str) -> Cond:
+    tests = [k for k in TESTS if k in node]
+    extra = set(node) - set(TESTS) - {"of", "ci", "loose"}
+    if len(tests) != 1 or extra:
+        raise CompileError(
+            where,
+            f"`of` takes exactly one test of {', '.join(TESTS)} (and ci/loose); "
+            f"got {sorted(set(node) - {'of'})}",
+        )
+    test, operand = tests[0], node[tests[0]]
+    subject = compiler.value(node["of"], f"{where}.of").fn
+    mode = "loose" if node.get("loose") else "ci" if node.get("ci") else "exact"
+    if test in ("same_as", "one_of"):
+        other = compiler.value(operand, f"{where}.{test}").fn
+
+        def dynamic(env: Env) -> bool:
+            mine = normalise_key(subject(env), mode)
+            if mine is None:
+                return False
+            theirs = other(env)
+            if test == "same_as":
+                return mine == normalise_key(theirs, mode)
+            return isinstance(theirs, list) and mine in {normalise_key(x, mode) for x in theirs}
+
+        return dynamic
+    if test in ("eq", "ne"):
+        want = normalise_key(operand, mode)
+        neg = test == "ne"
+        if operand is None:
+            return lambda env: (subject(env) in (None, MISSING)) != neg
+        return lambda env: (normalise_key(subject(env), mode) == want) != neg
+    if test in ("in", "not_in"):
+        if not isinstance(operand, list):
+            raise CompileError(where, f"`{test}` takes a list")
+        wanted = {normalise_key(x, mode) for x in operand}
+        neg = test == "not_in"
+        return lambda env: (normalise_key(subject(env), mode) in wanted) != neg
+    if test == "matches":
+        try:
+            rx = re.compile(str(operand), re.IGNORECASE if mode != "exact" else 0)
+        except re.error as e:
+            raise CompileError(where, f"bad regular expression: {e}") from e
+
+        def matches(env: Env) -> bool:
+            v = subject(env)
+            return isinstance(v, str | int | float) and rx.search(formats.to_string(v)) is not None
+
+        return matches
+    if test in ("gt", "ge", "lt", "le"):
+        try:
+            limit = formats.to_number(operand)
+        except formats.FormatError as e:
+            raise CompileError(where, f"`{test}` takes a number") from e
+        op = _COMPARE[test]
+
+        def compare(env: Env) -> bool:
+            v = subject(env)
+            if v is MISSING or v is None:
+                return False
+            try:
+                return op(formats.to_number(v), limit)
+            except formats.FormatError:
+                return False
+
+        return compare
+    if test == "contains":
+        want_c = normalise_key(operand, mode)
+
+        def contains(env: Env) -> bool:
+            v = subject(env)
+            if isinstance(v, list):
+                return want_c in {normalise_key(x, mode) for x in v}
+            s = normalise_key(v, mode)
+            return s is not None and want_c is not None and want_c in s
+
+        return contains
+    if test == "starts_with":
+        want_s = normalise_key(operand, mode) or ""
+
+        def starts(env: Env) -> bool:
+            s = normalise_key(subject(env), mode)
+            return s is not None and s.startswith(want_s)
+
+        return starts
+    check = TYPES.get(str(operand))
+    if check is None:
+        raise CompileError(where, f"`type` is one of {', '.join(TYPES)}")
+    return lambda env: (v := subject(env)) is not MISSING and check(v)
+
+
+_COMPARE = {
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+}
+
+
+def _age(compiler: Compiler, node: dict[str, Any], where: str) -> Cond:
+    tests = [k for k in ("gt", "ge", "lt", "le") if k in node]
+    if len(tests) != 1 or set(node) - {"age_of", *tests}:
+        raise CompileError(where, "`age_of` takes one of gt, ge, lt, le with a duration (e.g. 72h)")
+    limit = duration_seconds(node[tests[0]], where)
+    subject = compiler.value(node["age_of"], f"{where}.age_of").fn
+    op = _COMPARE[tests[0]]
+
+    def age(env: Env) -> bool:
+        v = subject(env)
+        if v is MISSING or v is None or v == "":
+            return False
+        try:
+            t = formats.parse_time(v)
+            seconds = (env.ctx.now - t).total_seconds()
+        except (formats.FormatError, OverflowError, ValueError):
+            return False
+        return op(seconds, limit)
+
+    return age

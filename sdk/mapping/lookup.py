@@ -1,0 +1,104 @@
+"""``lookup``: translate a value through a table written in the spec and/or rows from the settings.
+
+::
+
+    lookup: event                  # the key (any expression)
+    rows: settings.eventsMapping   # RudderStack-style rows [{from: ..., to: ...}] (checked first)
+    key_field: from                # row field holding the key (default "from")
+    value_field: to                # row field holding the result (default "to")
+    table: {order completed: purchase}   # static table (data, not expressions)
+    match: loose                   # exact | ci | loose (default: loose)
+    many: true                     # every match, as a list (one event -> several vendor events)
+    otherwise: pass                # no match: missing (default) | pass (the key itself) | drop | error
+    default: Other                 # no match: this literal (instead of `otherwise`)
+    error: "..."                   # message for otherwise: error/drop
+
+Rows are indexed once per distinct settings list, not per event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sdk.errors import EventDropped, InstrumentationError
+from sdk.mapping.env import Env
+from sdk.mapping.expressions import MATCH_MODES, CompileError, Compiler, Expr, normalise_key
+from sdk.mapping.jsoncopy import json_copy
+from sdk.mapping.paths import MISSING
+
+OTHERWISE = ("missing", "pass", "drop", "error")
+
+
+def compile_lookup(compiler: Compiler, node: dict[str, Any], where: str) -> Expr:
+    key = compiler.value(node["lookup"], f"{where}.lookup")
+    mode = node.get("match", "loose")
+    if mode not in MATCH_MODES:
+        raise CompileError(where, f"`match` is one of {', '.join(MATCH_MODES)}")
+    table = node.get("table") or {}
+    if not isinstance(table, dict):
+        raise CompileError(where, "`table` is a mapping of keys to results")
+    static: dict[str | None, list[Any]] = {}
+    for k, v in table.items():
+        static.setdefault(normalise_key(k, mode), []).extend(v if isinstance(v, list) else [v])
+    rows = compiler.value(node["rows"], f"{where}.rows") if "rows" in node else None
+    kf, vf = node.get("key_field", "from"), node.get("value_field", "to")
+    many = bool(node.get("many"))
+    otherwise = node.get("otherwise", "missing")
+    if otherwise not in OTHERWISE:
+        raise CompileError(where, f"`otherwise` is one of {', '.join(OTHERWISE)}")
+    has_default, default = "default" in node, node.get("default")
+    message = node.get("error")
+    message_t = compiler.template(message, f"{where}.error") if isinstance(message, str) else None
+    key_fn, rows_fn = key.fn, rows.fn if rows else None
+    index_cache: dict[int, tuple[Any, dict[str | None, list[Any]]]] = {}
+
+    def index_rows(value: Any) -> dict[str | None, list[Any]]:
+        hit = index_cache.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        idx: dict[str | None, list[Any]] = {}
+        for row in value if isinstance(value, list) else []:
+            if not isinstance(row, dict):
+                continue
+            k = normalise_key(row.get(kf), mode)
+            v = row.get(vf)
+            if k is None or k == "" or v is None or v == "":
+                continue
+            idx.setdefault(k, []).append(v)
+        if len(index_cache) > 64:
+            index_cache.clear()
+        index_cache[id(value)] = (value, idx)  # keeps `value` alive, so its id cannot be reused
+        return idx
+
+    def lookup(env: Env) -> Any:
+        raw = key_fn(env)
+        k = normalise_key(raw, mode)
+        found: list[Any] = []
+        if k is not None:
+            if rows_fn is not None:
+                found.extend(index_rows(rows_fn(env)).get(k, ()))
+            found.extend(static.get(k, ()))
+        if found:
+            if not many:
+                return json_copy(found[0])
+            seen, out = set(), []
+            for v in found:
+                mark = repr(v)
+                if mark not in seen:
+                    seen.add(mark)
+                    out.append(json_copy(v))
+            return out
+        if has_default:
+            return json_copy(default)
+        if otherwise == "pass":
+            if raw is MISSING or raw is None:
+                return MISSING
+            return [raw] if many else raw
+        if otherwise in ("drop", "error"):
+            text = message_t.fn(env) if message_t else f"{raw!r} is not mapped ({where})"
+            if otherwise == "drop":
+                raise EventDropped(str(text))
+            raise InstrumentationError(str(text))
+        return MISSING
+
+    return Expr(lookup, False, key.reads)
