@@ -1,9 +1,9 @@
-"""``sluice new <name>``: a starting integration that lints clean and fails the contract suite on purpose.
+"""``sluice new <name>``: a starting integration that compiles, and that ``sluice validate`` refuses until the
+placeholders are filled in.
 
-Lint passing at once lets a contributor iterate on the real work; the
-fixture's TODO placeholders and the missing cassette make the contract suite
-fail with messages that say exactly what to fill in next, so nothing
-half-written can be certified by accident.
+The spec compiles at once, so a contributor can run ``sluice transform`` while working; ``sluice validate``
+(and so the contract suite and certification) lists every placeholder left (TODO text in fixtures and the
+README, example.com links and URLs), so nothing half-written can be certified by accident.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from pathlib import Path
 from sdk.errors import SpecError
 
 SPEC_TEMPLATE = """\
-# {display} destination. Keys: sdk/spec/model.py. Check with `sluice validate {name}`.
-spec_version: 1
+# {display} destination. The language: docs/spec-language.md. Check with `sluice validate {name}`.
+# Try it: sluice transform -d {name} -c '{{"apiKey": "k"}}' \\
+#           -e '{{"type": "track", "event": "x", "userId": "u"}}'
+
+spec_version: 2
 name: {name}                  # must equal the folder name
 display_name: {display}
 aliases: []                   # other names users may type (case-insensitive)
@@ -52,14 +55,22 @@ auth:
 # openapi:
 #   document: openapi/{name}.json   # from `sluice openapi extract <vendor-file> --operation ... --out ...`
 
+# Values computed once per event, readable as let.<name> (docs/spec-language.md#let).
+let:
+  user_id: userId ?? anonymousId | string
+
+checks:                       # rules an event must pass (error | config_error | unsupported | drop)
+  - when: {{absent: let.user_id}}
+    error: "{display} needs a userId or anonymousId; send one"
+
 mappings:
   track:
     endpoint: default
-    body:
-      event: {{from: [event], required: true, error: "track events need an event name; set `event`"}}
-      user_id: {{from: [userId, anonymousId], required: true, error: "send userId or anonymousId"}}
+    body:                     # paths, `a ?? b | format`, templates, directives (docs/spec-language.md)
+      event: {{from: event, required: true, error: "track events need an event name; set `event`"}}
+      user_id: let.user_id
       time: {{from: [timestamp, originalTimestamp], format: [epoch_ms]}}
-      properties: {{from: [properties], default: {{}}}}
+      properties: {{from: properties, default: {{}}}}
 
 # contract:                   # vendor-required body fields the harness checks on every produced request
 #   required:
@@ -105,7 +116,8 @@ TODO: vendor behaviour worth knowing (limits, error answers, ids).
 - TODO: link
 
 ## Workflow
-1. Edit `spec.yaml` (and `mapper.py` only for what the spec cannot say); `sluice validate {name}`.
+1. Edit `spec.yaml` (the language: `docs/spec-language.md`; a `mapper.py` only for what the spec cannot say);
+   `sluice validate {name}` lists what is still a placeholder.
 2. Write one `fixtures/<case>.json` per behaviour (fake credentials, documented vendor response).
 3. `sluice cassettes build {name}`, review the cassettes, then `pytest contract_tests --sluice-only {name}`.
 4. `sluice certify {name}`.
@@ -139,3 +151,31 @@ def scaffold(name: str, integrations: Path, cassettes: Path | None = None) -> li
     keep.touch()
     written += [spec, fixture, readme, keep]
     return written
+
+
+_PLACEHOLDER_URL = re.compile(r"https?://(?:[a-z0-9-]+\.)*example\.com\b", re.IGNORECASE)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Placeholders of the scaffold still in an integration folder, each with what to do about it."""
+    found: list[str] = []
+    rel = folder.name
+    readme = folder / "README.md"
+    if readme.exists() and "TODO" in readme.read_text():
+        found.append(
+            f"{rel}/README.md still has TODO sections: describe the destination, settings and quirks"
+        )
+    spec = folder / "spec.yaml"
+    if spec.exists():
+        text = spec.read_text()
+        for url in sorted(set(_PLACEHOLDER_URL.findall(text))):
+            found.append(
+                f"{rel}/spec.yaml still points at the placeholder {url}: use the vendor's API URL and docs"
+            )
+    for fx in sorted((folder / "fixtures").glob("*.json")):
+        if "TODO" in fx.read_text():
+            found.append(
+                f"{rel}/fixtures/{fx.name} still has TODO values: write the description and the vendor's "
+                "documented response"
+            )
+    return found

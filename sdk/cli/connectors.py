@@ -126,11 +126,32 @@ def register(main: click.Group) -> None:
 
     @main.command("list")
     @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-    def list_cmd(as_json: bool) -> None:
+    @click.option("--stats", is_flag=True, help="spec lines, mapper lines and mapper functions per connector")
+    def list_cmd(as_json: bool, stats: bool) -> None:
         """Every integration with its certification status and why."""
         from sdk.certification import status
         from sdk.connector import load_spec
         from sdk.registry import integration_folders
+
+        if stats:
+            from sdk.stats import connector_stats, totals
+
+            srows = [connector_stats(f) for f in integration_folders()]
+            summary = totals(srows)
+            if as_json:
+                click.echo(json.dumps({"connectors": srows, "totals": summary}, indent=2))
+                return
+            click.echo(f"{'name':<22}{'spec lines':>11}{'mapper lines':>14}  mapper functions")
+            for r in srows:
+                fns = ", ".join(r["mapper_functions"]) or "-"
+                extra = f"  (+ {', '.join(r['other_mapping_files'])})" if r["other_mapping_files"] else ""
+                click.echo(f"{r['name']:<22}{r['spec_lines']:>11}{r['mapper_lines']:>14}  {fns}{extra}")
+            click.echo(
+                f"{summary['connectors']} connectors, {summary['without_mapper']} without mapper.py; "
+                f"mapper lines {summary['mapper_lines']} in all, longest {summary['longest_mapper']}; "
+                f"spec lines {summary['spec_lines']}"
+            )
+            return
 
         rows = []
         for folder in integration_folders():

@@ -477,7 +477,7 @@ _URL_PARTS = ("scheme", "host", "path", "query", "fragment", "origin", "domain")
 @register(
     "url",
     "A part of a URL: scheme, host, domain (host without www.), path, query, fragment, origin; "
-    "query(name) gives one query parameter",
+    "'query:NAME' gives one query parameter",
     example=("https://www.x.io/a?q=1", "domain", "x.io"),
 )
 def url_part(v: Any, part: Any = None) -> Any:

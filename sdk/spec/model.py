@@ -50,7 +50,9 @@ class EndpointBatch(_Strict):
     """
 
     max_events: int = Field(default=1, ge=1, description="mapped requests merged into one, at most")
-    max_bytes: int = Field(default=1_000_000, ge=1)
+    max_bytes: int = Field(
+        default=1_000_000, ge=1, description="encoded body size of a merged request, at most"
+    )
     lists: dict[str, int | None] = Field(
         default_factory=dict,
         description="body paths of arrays to concatenate, each with a cap on merged length (null: none)",
@@ -67,10 +69,12 @@ class Endpoint(_Strict):
     """Where one kind of request goes. ``url``, ``headers`` and ``params`` are templates; parts that
     read only settings and vars are computed once per config."""
 
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    params: dict[str, str] = Field(default_factory=dict)
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(
+        default="POST", description="HTTP method"
+    )
+    url: str = Field(description="URL template, e.g. https://{{ vars.host }}/2/httpapi")
+    headers: dict[str, str] = Field(default_factory=dict, description="header name -> template")
+    params: dict[str, str] = Field(default_factory=dict, description="query parameter -> template")
     body_format: Literal["json", "json_array", "form", "text", "none"] = Field(
         default="json",
         description="json: the body as JSON; json_array: the body wrapped in a JSON list; form: "
@@ -85,7 +89,10 @@ class Endpoint(_Strict):
 class Auth(_Strict):
     """How credentials are attached to every request; values are templates over settings."""
 
-    type: Literal["none", "basic", "bearer", "header", "query"] = "none"
+    type: Literal["none", "basic", "bearer", "header", "query"] = Field(
+        default="none",
+        description="basic: username/password; bearer: token; header or query: name + value; none",
+    )
     username: str | None = None
     password: str | None = None
     token: str | None = None
@@ -153,7 +160,7 @@ class EventMapping(_Strict):
     """
 
     let: dict[str, Expr] = Field(default_factory=dict, description="values for this event type")
-    checks: list[Check] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list, description="rules for this event type (see Check)")
     requests: list[RequestSpec] | None = None
     cases: list[RequestSpec] | None = None
 
@@ -192,15 +199,17 @@ class Batching(_Strict):
     concatenated whole.
     """
 
-    enabled: bool = False
-    max_events: int = Field(default=1, ge=1)
-    max_bytes: int = Field(default=1_000_000, ge=1)
-    list_path: str | None = None
+    enabled: bool = Field(default=False, description="whether the router may merge requests at all")
+    max_events: int = Field(default=1, ge=1, description="jobs merged into one request, at most")
+    max_bytes: int = Field(
+        default=1_000_000, ge=1, description="encoded body size of a merged request, at most"
+    )
+    list_path: str | None = Field(default=None, description="JSON body: the list concatenated when merging")
 
 
 class RateLimit(_Strict):
-    requests_per_second: float | None = Field(default=None, gt=0)
-    burst: int = Field(default=1, ge=1)
+    requests_per_second: float | None = Field(default=None, gt=0, description="sustained request rate")
+    burst: int = Field(default=1, ge=1, description="requests that may go at once after a quiet spell")
 
 
 class OpenAPIRef(_Strict):
@@ -218,22 +227,24 @@ class Contract(_Strict):
     objects, ``items[].id`` checks every element of a list, and a JSON-array body is checked per element.
     """
 
-    required: dict[str, list[str]] = Field(default_factory=dict)
+    required: dict[str, list[str]] = Field(
+        default_factory=dict, description="endpoint name -> body paths the vendor requires"
+    )
 
 
 class Vendor(_Strict):
-    api_version: str | None = None
-    docs: list[str] = Field(default_factory=list)
+    api_version: str | None = Field(default=None, description="the vendor API version the mappings follow")
+    docs: list[str] = Field(default_factory=list, description="links to the vendor documentation used")
 
 
 class DestinationSpec(_Strict):
     """A destination, complete: identity, settings, endpoints, auth, mappings, limits, error rules."""
 
     spec_version: Literal[2] = Field(description="the spec language version; this reference is version 2")
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    display_name: str
-    description: str = ""
-    aliases: list[str] = Field(default_factory=list)
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="the integration folder's name")
+    display_name: str = Field(description="the vendor's product name, as users write it")
+    description: str = Field(default="", description="one line: what the destination does")
+    aliases: list[str] = Field(default_factory=list, description="other names in configs and `integrations`")
     rudder_type: str | None = Field(default=None, description="RudderStack destination type, e.g. AM")
     vendor: Vendor = Field(default_factory=Vendor)
     settings: dict[str, Any] = Field(
@@ -244,19 +255,26 @@ class DestinationSpec(_Strict):
         default_factory=list,
         description="settings keys accepted without effect (device-mode or UI-only keys of migrated configs)",
     )
-    event_types: list[EventType]
+    event_types: list[EventType] = Field(
+        description="event types the destination takes; each needs a mapping"
+    )
     vars: dict[str, Expr] = Field(
         default_factory=dict,
         description="values computed once per config from settings (e.g. a regional host)",
     )
-    endpoints: dict[str, Endpoint]
+    endpoints: dict[str, Endpoint] = Field(description="named places requests go")
     auth: Auth = Field(default_factory=Auth)
     let: dict[str, Expr] = Field(default_factory=dict, description="named values, computed once per event")
     checks: list[Check] = Field(default_factory=list, description="rules every event must pass")
-    mappings: dict[EventType, EventMapping] = Field(default_factory=dict)
+    mappings: dict[EventType, EventMapping] = Field(
+        default_factory=dict, description="what each event type becomes (see EventMapping)"
+    )
     batching: Batching = Field(default_factory=Batching)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
-    responses: list[ResponseRule] = Field(default_factory=list)
+    responses: list[ResponseRule] = Field(
+        default_factory=list,
+        description="how vendor answers are classified; first match wins, defaults after",
+    )
     openapi: OpenAPIRef | None = None
     require_https: bool = Field(default=True, description="false only for user-supplied URLs (webhooks)")
     contract: Contract | None = Field(default=None, description="vendor-required fields the harness checks")

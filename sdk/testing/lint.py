@@ -97,6 +97,11 @@ def lint_integration(folder: Path) -> list[str]:
                 f"with an event of type {etype!r} and the vendor's documented response"
             )
 
+    # scaffold placeholders left behind
+    from sdk.scaffold import leftovers
+
+    problems.extend(leftovers(folder))
+
     # mapper functions: public functions are named by the spec (refine/call), take 4 arguments and
     # import only the SDK's public surface.
     mapper_path = folder / "mapper.py"
@@ -166,8 +171,16 @@ def lint_mapper(mapper_path: Path, spec: Any, rel: str) -> list[str]:
     """What is wrong with a mapper.py: unused or misnamed functions, wrong arity, private imports."""
     import ast
 
+    from sdk.stats import MAX_MAPPER_LINES
+
     problems: list[str] = []
-    tree = ast.parse(mapper_path.read_text())
+    text = mapper_path.read_text()
+    if len(text.splitlines()) > MAX_MAPPER_LINES:
+        problems.append(
+            f"{rel}/mapper.py has {len(text.splitlines())} lines (at most {MAX_MAPPER_LINES}): what in it "
+            "is a pattern the spec language should declare? (docs/spec-language.md)"
+        )
+    tree = ast.parse(text)
     for node in ast.walk(tree):
         mods: list[str] = []
         if isinstance(node, ast.ImportFrom) and node.module:

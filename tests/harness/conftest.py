@@ -30,6 +30,13 @@ def fill_demo(integrations: Path, name: str = "demo") -> Path:
     bad.pop("response")
     bad["event"] = {k: v for k, v in data["event"].items() if k != "event"}
     (folder / "fixtures" / "track_without_name.json").write_text(json.dumps(bad, indent=2))
+    spec = folder / "spec.yaml"
+    spec.write_text(
+        spec.read_text()
+        .replace("https://api.example.com/v1/events", f"https://api.{name}.test/v1/events")
+        .replace(f"https://example.com/{name}/api-docs", f"https://docs.{name}.test/api")
+    )
+    (folder / "README.md").write_text(f"# {name}\n\nA test destination: track calls become events.\n")
     return folder
 
 

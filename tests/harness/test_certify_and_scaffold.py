@@ -46,7 +46,7 @@ def _contract_suite(integrations: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_new_integration_lints_clean_but_fails_contract_with_actionable_messages(tmp_path: Path) -> None:
+def test_new_integration_fails_validate_and_contract_with_actionable_messages(tmp_path: Path) -> None:
     integrations = tmp_path / "integrations"
     integrations.mkdir()
     r = run_cli("new", "acme_crm", env_dir=integrations)
@@ -54,8 +54,12 @@ def test_new_integration_lints_clean_but_fails_contract_with_actionable_messages
     folder = integrations / "acme_crm"
     assert (folder / "spec.yaml").exists() and (folder / "README.md").exists()
     assert (tmp_path / "cassettes" / "acme_crm").is_dir()
-    assert lint_integration(folder) == []
-    assert run_cli("validate", "acme_crm", env_dir=integrations).returncode == 0
+    problems = "\n".join(lint_integration(folder))
+    assert "README.md still has TODO" in problems
+    assert "placeholder https://api.example.com" in problems and "placeholder https://example.com" in problems
+    assert "fixtures/track_basic.json still has TODO values" in problems
+    validate = run_cli("validate", "acme_crm", env_dir=integrations)
+    assert validate.returncode == 1 and "README.md still has TODO" in validate.stdout
     # refusing to overwrite
     again = run_cli("new", "acme_crm", env_dir=integrations)
     assert again.returncode != 0 and "already exists" in again.stderr
@@ -150,14 +154,18 @@ def test_validate_reports_problems_with_file_and_key(tmp_path: Path) -> None:
         spec.read_text()
         .replace("apiKey: {type: string, secret: true,", "apiKey: {type: string,")
         .replace("event_types: [track]", "event_types: [track, identify]")
+        .replace("mappings:\n", "mappings:\n  identify: {endpoint: default, body: {user_id: let.user_id}}\n")
     )
     (integrations / "shop" / "mapper.py").write_text(
-        "def helper(x):\n    return x\n\ndef prepare(event):\n    return event\n"
+        "from sdk.mapping.paths import get\n\ndef helper(x):\n    return x\n\n"
+        "def used(value, event):\n    return get(event, 'a')\n"
     )
+    spec.write_text(spec.read_text().replace("user_id: let.user_id", "user_id: {call: used, with: let.user_id}"))
     r = run_cli("validate", "shop", env_dir=integrations)
     assert r.returncode == 1
     out = r.stdout
     assert "settings.properties.apiKey: looks like a credential; add `secret: true`" in out
     assert "no success case for 'identify' events" in out
-    assert "mapper.py helper(): not a hook" in out
-    assert "mapper.py prepare(): takes 1 arguments, the hook passes 2" in out
+    assert "mapper.py helper(): no `refine: helper` or `call: helper` in spec.yaml uses it" in out
+    assert "mapper.py used(): takes 2 arguments" in out
+    assert "imports sdk.mapping.paths; a mapper imports only" in out
