@@ -160,7 +160,8 @@ def test_validate_reports_problems_with_file_and_key(tmp_path: Path) -> None:
         "from sdk.mapping.paths import get\n\ndef helper(x):\n    return x\n\n"
         "def used(value, event):\n    return get(event, 'a')\n"
     )
-    spec.write_text(spec.read_text().replace("user_id: let.user_id", "user_id: {call: used, with: let.user_id}"))
+    text = spec.read_text()
+    spec.write_text(text.replace("user_id: let.user_id", "user_id: {call: used, with: let.user_id}"))
     r = run_cli("validate", "shop", env_dir=integrations)
     assert r.returncode == 1
     out = r.stdout
