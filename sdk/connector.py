@@ -35,6 +35,7 @@ from sdk.mapping.env import Env
 from sdk.mapping.expressions import CompileError, Compiler
 from sdk.mapping.exprstring import template_parts
 from sdk.mapping.plan import Plan, Planned, compute_vars
+from sdk.mapping.xml import to_xml
 from sdk.request import VendorRequest
 from sdk.settings import SettingsValidator
 from sdk.spec.model import DestinationSpec, Endpoint
@@ -343,6 +344,12 @@ class Connector:
             form = body or {}
         elif fmt == "text":
             text = body if isinstance(body, str) else "" if body is None else _text(body)
+        elif fmt == "xml":
+            text = to_xml(body)
+            if not any(k.lower() == "content-type" for k in headers):
+                headers["Content-Type"] = "application/xml"
+        elif fmt == "query" and isinstance(body, dict):
+            params.update((str(k), v) for k, v in body.items() if v is not None and k not in params)
         if c.json_type and not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = "application/json"
         return VendorRequest.build(c.method, url, headers, params, json_body, form, text, p.endpoint)

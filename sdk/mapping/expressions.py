@@ -22,6 +22,7 @@ are placed into an output.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -31,13 +32,14 @@ from sdk.mapping import formats
 from sdk.mapping.env import CTX_NAMES, Env
 from sdk.mapping.exprstring import ExprSyntaxError, ParsedExpr, parse, template_parts
 from sdk.mapping.jsoncopy import json_copy
-from sdk.mapping.paths import MISSING, Path, read_keys, read_steps, set_path
+from sdk.mapping.paths import MISSING, Path, PathError, read_keys, read_steps, set_path
+from sdk.mapping.paths import _parse as _parse_steps
 
 Fn = Callable[[Env], Any]
 
 PRIMARY = (
     "from", "value", "template", "first", "object", "merge", "array", "each", "if", "switch", "lookup",
-    "rest", "sum", "count", "call", "entries",
+    "rest", "sum", "count", "call", "entries", "get", "render",
 )  # fmt: skip
 MODIFIERS = (
     "format", "default", "required", "error", "when", "omit", "pick", "keep_null", "lenient", "omit_empty",
@@ -59,6 +61,8 @@ DIRECTIVE_OPTIONS = {
     "count": ("where",),
     "call": ("with",),
     "entries": ("key", "value", "where"),
+    "get": ("in",),
+    "render": (),
 }
 MATCH_MODES = ("exact", "ci", "loose")
 
@@ -695,6 +699,48 @@ class Compiler:
 
         return Expr(entries, True)
 
+    def _d_get(self, node: dict[str, Any], where: str) -> Expr:
+        """A path known only at run time (usually from a setting: ``{get: item.from, in: properties}``).
+
+        The path is read below ``in`` (default: the whole event), never from settings or other roots, so a
+        user's mapping table can reach event data only. Parsed paths are cached.
+        """
+        self._depends("event")
+        path_fn = self.value(node["get"], f"{where}.get").fn
+        base_fn = self.value(node["in"], f"{where}.in").fn if "in" in node else _root_event
+
+        def get(env: Env) -> Any:
+            text = path_fn(env)
+            if not isinstance(text, str) or not text.strip():
+                return MISSING
+            try:
+                steps = _runtime_steps(text.strip())
+            except (PathError, ExprSyntaxError):
+                return MISSING
+            return read_steps(base_fn(env), steps)
+
+        return Expr(get)
+
+    def _d_render(self, node: dict[str, Any], where: str) -> Expr:
+        """A template whose text comes from the settings (a user's message template), rendered per event.
+
+        Sandboxed: the template may read the event only (any other root reads as missing) and apply
+        formats; it cannot call code. Compiled once per distinct text.
+        """
+        self._depends("event")
+        text_fn = self.value(node["render"], f"{where}.render").fn
+
+        def render(env: Env) -> Any:
+            text = text_fn(env)
+            if not isinstance(text, str):
+                return MISSING
+            compiled = _sandboxed_template(text)
+            if compiled is None:
+                raise InstrumentationError(f"{where}: the template from the settings cannot be read; fix it")
+            return compiled(env)
+
+        return Expr(render)
+
     def _d_call(self, node: dict[str, Any], where: str) -> Expr:
         self._depends("*")
         name = node["call"]
@@ -736,6 +782,56 @@ def _worth_caching(node: Any) -> bool:
     if isinstance(node, str):
         return any(t in node for t in ("|", "??", "{{"))
     return isinstance(node, dict | list) and "value" not in node
+
+
+@functools.lru_cache(maxsize=1024)
+def _runtime_steps(text: str) -> tuple[tuple[int, Any], ...]:
+    return tuple(_parse_steps(text))
+
+
+_SANDBOX_CACHE: dict[str, Fn | None] = {}
+
+
+def _sandboxed_template(text: str) -> Fn | None:
+    """Compile a settings-supplied template that may read only the event."""
+    hit = _SANDBOX_CACHE.get(text, _UNSET)
+    if hit is not _UNSET:
+        return hit
+    try:
+        parts = template_parts(text)
+    except ExprSyntaxError:
+        parts = None
+    fn: Fn | None = None
+    if parts is not None:
+        sandbox = Compiler(set())
+        compiled: list[str | Fn] = []
+        for p in parts:
+            if isinstance(p, str):
+                compiled.append(p)
+                continue
+            ops = [op for op in p.operands if op.path is None or op.path.root == "event"]
+            if len(ops) != len(p.operands) or any(name not in formats.FORMATS and name != "default"
+                                                  for name, _ in p.formats):  # fmt: skip
+                compiled.append("")
+                continue
+            compiled.append(sandbox.parsed(p, "template").fn)
+        to_s = formats.to_string
+
+        def fn(env: Env) -> Any:
+            out = []
+            for c in compiled:
+                if isinstance(c, str):
+                    out.append(c)
+                    continue
+                v = c(env)
+                if v is not MISSING and v is not None:
+                    out.append(v if type(v) is str else to_s(v))
+            return "".join(out)
+
+    if len(_SANDBOX_CACHE) > 1024:
+        _SANDBOX_CACHE.clear()
+    _SANDBOX_CACHE[text] = fn
+    return fn
 
 
 def _root_event(env: Env) -> Any:

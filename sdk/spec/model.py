@@ -75,10 +75,11 @@ class Endpoint(_Strict):
     url: str = Field(description="URL template, e.g. https://{{ vars.host }}/2/httpapi")
     headers: dict[str, str] = Field(default_factory=dict, description="header name -> template")
     params: dict[str, str] = Field(default_factory=dict, description="query parameter -> template")
-    body_format: Literal["json", "json_array", "form", "text", "none"] = Field(
+    body_format: Literal["json", "json_array", "form", "text", "xml", "query", "none"] = Field(
         default="json",
         description="json: the body as JSON; json_array: the body wrapped in a JSON list; form: "
-        "x-www-form-urlencoded; text: the body as text; none: no body (GET)",
+        "x-www-form-urlencoded; text: the body as text; xml: the body object as XML (one root key); query: "
+        "the body object as URL query parameters; none: no body (GET)",
     )
     openapi_operation: str | None = Field(
         default=None, description="'METHOD /path' of the vendor OpenAPI operation this endpoint implements"
