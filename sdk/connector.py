@@ -55,15 +55,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    loader.flatten_mapping(node)
     seen = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *anchor` keys may be overridden by the mapping's own keys
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}; remove one of them", key_node.start_mark
             )
         seen.add(key)
+    loader.flatten_mapping(node)
     return loader.construct_mapping(node, deep=deep)
 
 
@@ -148,6 +150,11 @@ class BoundEndpoint:
     params: dict[str, Any]
     dynamic_headers: list[tuple[str, Any]]
     dynamic_params: list[tuple[str, Any]]
+    # Everything known per config, auth and Content-Type included: requests of a "simple" endpoint (no
+    # per-event URL, headers or params) start from copies of these.
+    simple: bool = False
+    final_headers: dict[str, str] = field(default_factory=dict)
+    final_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,6 +168,7 @@ class Bound:
     auth_params: dict[str, str] = field(repr=False)
     warnings: list[str]
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-config values (see Compiler)
+    filters: bool = False  # event filtering or consent settings present: check each event
 
 
 class Connector:
@@ -232,7 +240,24 @@ class Connector:
                 [(k, t.fn) for k, t in ep.params.items() if not t.static],
             )  # fmt: skip
         auth_headers, auth_params = self._auth(env)
+        for b in endpoints.values():
+            c = b.compiled
+            b.simple = (
+                b.url is not None and not b.dynamic_headers and not b.dynamic_params
+                and c.body_format in ("json", "json_array", "form", "text", "none")
+                and not ("?" in b.url and (b.params or auth_params))
+            )  # fmt: skip
+            b.final_headers = {**b.headers, **auth_headers}
+            if c.json_type and not any(k.lower() == "content-type" for k in b.final_headers):
+                b.final_headers["Content-Type"] = "application/json"
+            b.final_params = {**b.params, **auth_params}
         bound = Bound(settings, vars_, endpoints, auth_headers, auth_params, warnings)
+        bound.filters = settings.get("eventFilteringOption") in (
+            "whitelistedEvents",
+            "blacklistedEvents",
+        ) or any(
+            settings.get(k) for k in ("oneTrustCookieCategories", "ketchConsentPurposes", "consentManagement")
+        )
         if len(self._bound) > 256:
             self._bound.clear()
         self._bound[id(settings)] = (settings, bound)  # keeps `settings` alive, so its id stays unique
@@ -286,8 +311,9 @@ class Connector:
                 f"(supported: {', '.join(self.spec.event_types)}); disable them for this destination"
             )
         bound = self.bind(config)
-        check_event_filtering(event, etype, bound.settings)
-        check_consent(event, bound.settings, source_type)
+        if bound.filters:
+            check_event_filtering(event, etype, bound.settings)
+            check_consent(event, bound.settings, source_type)
         if ctx is None:
             ctx = TransformContext.at(None, seed=str(event.get("messageId") or ""))
         env = Env(event, bound.settings, bound.vars, ctx, {}, self.plan.names, etype, bound.cache)
@@ -307,6 +333,29 @@ class Connector:
     def _request(self, p: Planned, bound: Bound, env: Env) -> VendorRequest:
         ep = bound.endpoints[p.endpoint]
         c = ep.compiled
+        if ep.simple and not p.headers and not p.params:
+            fmt, body = c.body_format, p.body
+            json_body = form = text = None
+            if fmt == "json":
+                json_body = body if body is not None else {}
+            elif fmt == "json_array":
+                json_body = body if isinstance(body, list) else [body]
+            elif fmt == "form":
+                if body is not None and not isinstance(body, dict):
+                    raise InstrumentationError(f"{self.spec.name}: a form body must be an object")
+                form = body or {}
+            elif fmt == "text":
+                text = body if isinstance(body, str) else "" if body is None else _text(body)
+            return VendorRequest.build(
+                c.method,
+                ep.url,
+                dict(ep.final_headers),
+                dict(ep.final_params),
+                json_body,
+                form,
+                text,
+                p.endpoint,
+            )  # type: ignore[arg-type]
         url = ep.url if ep.url is not None else _text(c.url.fn(env))
         headers = dict(ep.headers)
         for k, fn in ep.dynamic_headers:

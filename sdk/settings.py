@@ -92,16 +92,18 @@ class SettingsValidator:
         self.defaults = {k: v["default"] for k, v in props.items() if isinstance(v, dict) and "default" in v}
         self.secrets = {k for k, v in props.items() if isinstance(v, dict) and v.get("secret")}
         self._cache: dict[str, tuple[dict[str, Any], list[str]]] = {}
-        self._last: tuple[Any, dict[str, Any], list[str]] | None = None
+        # Config objects seen recently, by identity: the pipeline passes the same dict for every event of a
+        # destination, so the JSON key is computed once. (Callers must not mutate a config after use.)
+        self._by_id: dict[int, tuple[Any, tuple[dict[str, Any], list[str]]]] = {}
 
     def __call__(self, config: dict[str, Any] | None) -> dict[str, Any]:
         return self.check(config)[0]
 
     def check(self, config: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
         """(settings with defaults, warnings about unknown keys); raises ConfigurationError."""
-        last = self._last
-        if last is not None and last[0] is config:
-            return last[1], last[2]
+        seen = self._by_id.get(id(config))
+        if seen is not None and seen[0] is config:
+            return seen[1]
         if config is None:
             config = {}
         if not isinstance(config, dict):
@@ -118,7 +120,9 @@ class SettingsValidator:
             if len(self._cache) > 1024:
                 self._cache.clear()
             self._cache[key] = hit
-        self._last = (config, hit[0], hit[1])
+        if len(self._by_id) > 256:
+            self._by_id.clear()
+        self._by_id[id(config)] = (config, hit)  # keeps `config` alive, so its id stays unique
         return hit
 
     def _validate(self, config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

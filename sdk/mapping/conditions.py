@@ -76,9 +76,30 @@ def compile_condition(compiler: Compiler, node: Any, where: str) -> Cond:
         if not isinstance(items, list) or not items:
             raise CompileError(where, f"`{kind}` takes a list of conditions")
         conds = [compile_condition(compiler, c, f"{where}.{kind}[{i}]") for i, c in enumerate(items)]
+        if len(conds) == 1:
+            return conds[0]
+        if len(conds) == 2:
+            c1, c2 = conds
+            if kind == "all":
+                return lambda env: c1(env) and c2(env)
+            return lambda env: c1(env) or c2(env)
         if kind == "all":
-            return lambda env: all(c(env) for c in conds)
-        return lambda env: any(c(env) for c in conds)
+
+            def all_of(env: Env) -> bool:
+                for c in conds:
+                    if not c(env):
+                        return False
+                return True
+
+            return all_of
+
+        def any_of(env: Env) -> bool:
+            for c in conds:
+                if c(env):
+                    return True
+            return False
+
+        return any_of
     if keys in ({"present"}, {"absent"}):
         (kind,) = keys
         fn = compiler.value(node[kind], f"{where}.{kind}").fn

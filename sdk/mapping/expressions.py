@@ -29,7 +29,7 @@ from typing import Any
 
 from sdk.errors import ConfigurationError, EventDropped, InstrumentationError
 from sdk.mapping import formats
-from sdk.mapping.env import CTX_NAMES, Env
+from sdk.mapping.env import _COMPUTING, CTX_NAMES, Env
 from sdk.mapping.exprstring import ExprSyntaxError, ParsedExpr, parse, template_parts
 from sdk.mapping.jsoncopy import json_copy
 from sdk.mapping.paths import MISSING, Path, PathError, read_keys, read_steps, set_path
@@ -290,9 +290,14 @@ class Compiler:
                 known = ", ".join(sorted(self.lets)) or "none declared"
                 raise CompileError(where, f"{path.text!r} names no `let` value (known: {known})")
             name, rest = steps[0][1], steps[1:]
+
+            def let_value(env: Env) -> Any:
+                v = env.memo.get(name, MISSING)  # the common case: computed already for this event
+                return env.let(name) if v is MISSING or v is _COMPUTING else v
+
             if rest:
-                return Expr(lambda env: read_steps(env.let(name), rest), False, reads)
-            return Expr(lambda env: env.let(name), False, reads)
+                return Expr(lambda env: read_steps(let_value(env), rest), False, reads)
+            return Expr(let_value, False, reads)
         getter = _ROOT_GETTERS.get(root)
         if getter is None:
             raise CompileError(where, f"unknown root {root!r}")
@@ -342,6 +347,23 @@ class Compiler:
                 raise CompileError(where, str(e)) from e
             chain.append((name, fn, arg))
         src = base.fn
+        if len(chain) == 1 and chain[0][1] is not None:
+            # One format (the common case): no loop.
+            name1, fn1, arg1 = chain[0]
+            error_type = formats.FormatError
+
+            def formatted1(env: Env) -> Any:
+                v = src(env)
+                if v is MISSING or v is None:
+                    return v
+                try:
+                    return fn1(v, arg1)
+                except error_type as e:
+                    if lenient:
+                        return MISSING
+                    raise InstrumentationError(f"{where} ({name1}): {e}; fix the event value") from e
+
+            return Expr(formatted1, False, base.reads)
 
         def formatted(env: Env) -> Any:
             v = src(env)
