@@ -31,6 +31,8 @@ from sdk.classify import Classification, classify_response
 from sdk.context import TransformContext
 from sdk.errors import ConfigurationError, InstrumentationError, SluiceError, SpecError, UnsupportedEventError
 from sdk.event_filters import check_consent, check_event_filtering
+from sdk.mapping import generate_plan
+from sdk.mapping.codegen import template_function
 from sdk.mapping.env import Env
 from sdk.mapping.expressions import CompileError, Compiler
 from sdk.mapping.exprstring import template_parts
@@ -118,7 +120,9 @@ class _Template:
     and vars, else per event."""
 
     def __init__(self, compiler: Compiler, text: str, where: str):
-        self.fn = compiler.template(text, where, strict=True).fn
+        self.fn = compiler.template(text, where, strict=True).fn  # validates, and the reference
+        if generate_plan.enabled():
+            self.fn = template_function(compiler, text, where, strict=True)
         roots = {p.path.root for part in template_parts(text) if not isinstance(part, str)
                  for p in part.operands if p.path is not None}  # fmt: skip
         self.static = roots <= _STATIC_ROOTS
@@ -242,10 +246,11 @@ class Connector:
         auth_headers, auth_params = self._auth(env)
         for b in endpoints.values():
             c = b.compiled
+            # Simple: only the URL may depend on the event (and no URL query joins parameters).
             b.simple = (
-                b.url is not None and not b.dynamic_headers and not b.dynamic_params
+                not b.dynamic_headers and not b.dynamic_params
                 and c.body_format in ("json", "json_array", "form", "text", "none")
-                and not ("?" in b.url and (b.params or auth_params))
+                and not (b.params or auth_params)
             )  # fmt: skip
             b.final_headers = {**b.headers, **auth_headers}
             if c.json_type and not any(k.lower() == "content-type" for k in b.final_headers):
@@ -334,6 +339,9 @@ class Connector:
         ep = bound.endpoints[p.endpoint]
         c = ep.compiled
         if ep.simple and not p.headers and not p.params:
+            url = ep.url if ep.url is not None else c.url.fn(env)
+            if type(url) is not str:
+                url = _text(url)
             fmt, body = c.body_format, p.body
             json_body = form = text = None
             if fmt == "json":
@@ -348,7 +356,7 @@ class Connector:
                 text = body if isinstance(body, str) else "" if body is None else _text(body)
             return VendorRequest.build(
                 c.method,
-                ep.url,
+                url,
                 dict(ep.final_headers),
                 dict(ep.final_params),
                 json_body,

@@ -14,6 +14,7 @@ from sdk.context import TransformContext
 from sdk.mapping.paths import MISSING
 
 _COMPUTING: Any = object()
+_ABSENT: Any = object()  # not computed yet (a let may compute to MISSING, which is then remembered)
 
 
 class Env:
@@ -58,8 +59,8 @@ class Env:
         self.cfg = {} if cfg is None else cfg
 
     def let(self, name: str) -> Any:
-        v = self.memo.get(name, MISSING)
-        if v is MISSING:
+        v = self.memo.get(name, _ABSENT)
+        if v is _ABSENT:
             fn = self.lets.get(name)
             if fn is None:
                 return MISSING

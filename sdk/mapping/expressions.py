@@ -29,7 +29,7 @@ from typing import Any
 
 from sdk.errors import ConfigurationError, EventDropped, InstrumentationError
 from sdk.mapping import formats
-from sdk.mapping.env import _COMPUTING, CTX_NAMES, Env
+from sdk.mapping.env import _ABSENT, _COMPUTING, CTX_NAMES, Env
 from sdk.mapping.exprstring import ExprSyntaxError, ParsedExpr, parse, template_parts
 from sdk.mapping.jsoncopy import json_copy
 from sdk.mapping.paths import MISSING, Path, PathError, read_keys, read_steps, set_path
@@ -292,8 +292,8 @@ class Compiler:
             name, rest = steps[0][1], steps[1:]
 
             def let_value(env: Env) -> Any:
-                v = env.memo.get(name, MISSING)  # the common case: computed already for this event
-                return env.let(name) if v is MISSING or v is _COMPUTING else v
+                v = env.memo.get(name, _ABSENT)  # the common case: computed already for this event
+                return env.let(name) if v is _ABSENT or v is _COMPUTING else v
 
             if rest:
                 return Expr(lambda env: read_steps(let_value(env), rest), False, reads)

@@ -281,18 +281,30 @@ def parse_time(v: Any) -> dt.datetime:
         except (OverflowError, OSError, ValueError) as e:
             raise FormatError(f"timestamp {v!r} is out of range") from e
     if isinstance(v, str):
-        s = v.strip()
-        if re.fullmatch(r"-?\d+(\.\d+)?", s):
-            return parse_time(float(s))
-        t = _parse_iso(s)
-        if t is None:
-            raise FormatError(f"expected an ISO-8601 timestamp, got {v[:40]!r}")
-        try:
-            t.astimezone(dt.UTC)
-        except (OverflowError, ValueError) as e:
-            raise FormatError(f"timestamp {v[:40]!r} is out of range") from e
+        t = _parse_text(v) if len(v) < 64 else _parse_text.__wrapped__(v)
+        if isinstance(t, str):
+            raise FormatError(t)
         return t
     raise FormatError(f"expected a timestamp, got {type(v).__name__}")
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_text(v: str) -> dt.datetime | str:
+    """A timestamp text's time, or the error message (cached: events of one batch share timestamps)."""
+    s = v.strip()
+    if re.fullmatch(r"-?\d+(\.\d+)?", s):
+        try:
+            return parse_time(float(s))
+        except FormatError as e:
+            return str(e)
+    t = _parse_iso(s)
+    if t is None:
+        return f"expected an ISO-8601 timestamp, got {v[:40]!r}"
+    try:
+        t.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        return f"timestamp {v[:40]!r} is out of range"
+    return t
 
 
 @functools.lru_cache(maxsize=4096)
@@ -448,7 +460,13 @@ def parse_json(v: Any, _: Any = None) -> Any:
     "urlencode", "Percent-encoded for a URL path segment or query value", example=("a b/c", None, "a%20b%2Fc")
 )
 def urlencode(v: Any, _: Any = None) -> Any:
-    return urllib.parse.quote(to_string(v), safe="")
+    s = to_string(v)
+    if _URL_SAFE.match(s):
+        return s  # nothing to encode (the common id): skip urllib's per-character work
+    return urllib.parse.quote(s, safe="")
+
+
+_URL_SAFE = re.compile(r"^[A-Za-z0-9_.~-]*$")
 
 
 @register("base64", "Base64 of the text", example=("ab", None, "YWI="))

@@ -160,6 +160,12 @@ class Plan:
                 lets[n] = _let(compiler, e, f"{mwhere}.let.{n}", n)
             self.mappings[etype] = _CompiledMapping(compiler, m, lets, functions, mwhere)
         self.names = tuple(dict.fromkeys(spec.all_names))
+        # The fast path: the same mappings as generated Python (closures stay the reference).
+        from sdk.mapping import generate_plan
+
+        self.generated = {}
+        if generate_plan.enabled():
+            self.generated = generate_plan.generate(spec, compiler, functions, Planned)
 
     @staticmethod
     def _compile_vars(
@@ -176,6 +182,15 @@ class Plan:
         mapping = self.mappings.get(env.etype)
         if mapping is None:
             raise UnsupportedEventError(f"{self.spec.display_name} has no mapping for {env.etype!r} events")
+        env.lets = mapping.lets
+        fast = self.generated.get(env.etype)
+        if fast is not None:
+            return fast(env, [])
+        return self.run_closures(env, mapping)
+
+    def run_closures(self, env: Env, mapping: _CompiledMapping | None = None) -> list[Planned]:
+        """The reference: the mapping run with the compiler's closures only."""
+        mapping = mapping or self.mappings[env.etype]
         env.lets = mapping.lets
         for c in self.checks:
             c.run(env)

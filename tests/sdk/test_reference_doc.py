@@ -73,8 +73,15 @@ def _run(ex: dict[str, Any]) -> Any:
     return conn.transform(copy.deepcopy(event), ex.get("settings") or {}, ctx)
 
 
+@pytest.fixture(params=["generated", "closures"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both engine back ends must give what the reference says (closures are the reference semantics)."""
+    monkeypatch.setenv("SLUICE_CODEGEN", "1" if request.param == "generated" else "0")
+    return request.param
+
+
 @pytest.mark.parametrize("name, ex", EXAMPLES, ids=[n for n, _ in EXAMPLES])
-def test_reference_example(name: str, ex: dict[str, Any]) -> None:
+def test_reference_example(name: str, ex: dict[str, Any], backend: str) -> None:
     if ex.get("dropped"):
         with pytest.raises(EventDropped):
             _run(ex)

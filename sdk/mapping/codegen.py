@@ -1,0 +1,650 @@
+"""Generate one Python function per event type from a compiled spec: the engine's fast path.
+
+The closure compiler (``expressions.py``) defines the language: it validates every node, reports errors
+with their key, and is the reference semantics. This module then writes the same mapping as straight-line
+Python (one function per event type, one per ``let``), so that a field is a few inline dictionary reads
+instead of a chain of closure calls. Nodes it does not know how to write (and anything whose
+generation fails) are called as the closure the compiler built, so every feature of the language works
+here, just at closure speed. ``tests/sdk/test_codegen.py`` runs both on the same events and requires equal
+results, errors included.
+
+Generated code reads ``env`` (event, settings, vars, memo); a ``let`` computed here is stored in
+``env.memo``, so closures used as fallbacks see it too, and vice versa.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sdk.errors import InstrumentationError
+from sdk.mapping import formats
+from sdk.mapping.env import _ABSENT, _COMPUTING, CTX_NAMES
+from sdk.mapping.expressions import (
+    DIRECTIVE_OPTIONS,
+    MODIFIERS,
+    PRIMARY,
+    Compiler,
+    _missing_template_value,
+    normalise_key,
+)
+from sdk.mapping.exprstring import ExprSyntaxError, ParsedExpr, parse, template_parts
+from sdk.mapping.jsoncopy import json_copy
+from sdk.mapping.paths import INDEX, KEY, MISSING, Path, read_keys, read_steps
+
+_UNSET: Any = object()
+_SIMPLE_ROOTS = {"event": "ev", "settings": "st", "vars": "vr"}
+_SUPPORTED_DIRECTIVES = {
+    "from",
+    "value",
+    "template",
+    "first",
+    "object",
+    "merge",
+    "array",
+    "if",
+    "each",
+    "lookup",
+}
+
+
+class _Unsupported(Exception):
+    """This node is not generated: call the compiler's closure for it instead."""
+
+
+def _format_error(where: str, name: str, e: Exception) -> InstrumentationError:
+    return InstrumentationError(f"{where} ({name}): {e}; fix the event value")
+
+
+class Writer:
+    """Source lines with indentation, temporary names and constants."""
+
+    def __init__(self, consts: dict[str, Any], counter: Iterator[int]):
+        self.lines: list[str] = []
+        self.depth = 1
+        self.consts = consts
+        self.counter = counter
+
+    def tmp(self, prefix: str = "t") -> str:
+        return f"{prefix}{next(self.counter)}"
+
+    def const(self, obj: Any, prefix: str = "K") -> str:
+        name = f"{prefix}{next(self.counter)}"
+        self.consts[name] = obj
+        return name
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    @contextmanager
+    def block(self) -> Iterator[None]:
+        self.depth += 1
+        start = len(self.lines)
+        yield
+        if len(self.lines) == start:
+            self.emit("pass")
+        self.depth -= 1
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.lines), self.depth
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        del self.lines[mark[0] :]
+        self.depth = mark[1]
+
+
+class Generator:
+    """Writes values and conditions of one spec; falls back to the compiler's closures."""
+
+    def __init__(self, compiler: Compiler, let_names: set[str], lets_in_env: bool = False):
+        self.compiler = compiler
+        self.let_names = let_names
+        # Outside a mapping function (endpoint templates) lets are computed by the closures (env.let).
+        self.lets_in_env = lets_in_env
+        self.consts: dict[str, Any] = {
+            "_M": MISSING, "_U": _UNSET, "_C": _COMPUTING, "_A": _ABSENT, "_jc": json_copy, "_rk": read_keys,
+            "_rs": read_steps,
+            "_FE": formats.FormatError, "_fe": _format_error, "_nk": normalise_key, "_truthy": formats.truthy,
+            "_IE": InstrumentationError, "_mtv": _missing_template_value, "_to_s": formats.to_string,
+        }  # fmt: skip
+        self.counter = itertools.count()
+
+    # -- values ------------------------------------------------------------------------------------------
+    def value(self, w: Writer, node: Any, where: str) -> tuple[str, bool]:
+        """Emit code computing ``node``; returns (expression of the result, whether it is fresh)."""
+        mark = w.mark()
+        try:
+            return self._value(w, node, where)
+        except (_Unsupported, ExprSyntaxError):
+            w.rollback(mark)
+            fn = self.compiler.value(node, where).fn
+            name = w.const(fn, "C")
+            out = w.tmp()
+            w.emit(f"{out} = {name}(env)")
+            return out, False
+
+    def _value(self, w: Writer, node: Any, where: str) -> tuple[str, bool]:
+        if isinstance(node, str):
+            if "{{" in node:
+                return self._template(w, node, where), False
+            return self._expr(w, parse(node), where), False
+        if node is None or isinstance(node, bool | int | float):
+            return repr(node), False
+        if isinstance(node, list):
+            return self._array(w, node, where), True
+        if isinstance(node, dict):
+            primaries = [k for k in PRIMARY if k in node]
+            if not primaries:
+                if any(k in MODIFIERS for k in node):
+                    raise _Unsupported
+                return self._object(w, node, where), True
+            if len(primaries) != 1:
+                raise _Unsupported
+            kind = primaries[0]
+            if kind not in _SUPPORTED_DIRECTIVES or set(node) - set(MODIFIERS) - {kind} - set(
+                DIRECTIVE_OPTIONS[kind]
+            ):
+                raise _Unsupported
+            if {"omit", "pick", "lenient"} & set(node):
+                raise _Unsupported
+            if kind == "lookup" and "default" in node and isinstance(node["default"], dict | list):
+                raise _Unsupported
+            return self._directive(w, kind, node, where)
+        raise _Unsupported
+
+    def _expr(self, w: Writer, p: ParsedExpr, where: str) -> str:
+        out = w.tmp()
+        first = True
+        for op in p.operands:
+            if first:
+                w.emit(f"{out} = {self._operand(w, op, where)}")
+                first = False
+                continue
+            w.emit(f'if {out} is _M or {out} is None or {out} == "":')
+            with w.block():
+                w.emit(f"{out} = {self._operand(w, op, where)}")
+        self._formats(w, out, list(p.formats), where, lenient=False)
+        return out
+
+    def _operand(self, w: Writer, op: Any, where: str) -> str:
+        if op.path is None:
+            if isinstance(op.literal, dict | list):
+                return f"_jc({w.const(op.literal)})"
+            return repr(op.literal)
+        return self._path(w, op.path, where)
+
+    def _path(self, w: Writer, path: Path, where: str) -> str:
+        root, steps = path.root, path.steps
+        if root == "let":
+            name = steps[0][1]
+            if name not in self.let_names:
+                raise _Unsupported
+            base = self._let(w, name)
+            steps = steps[1:]
+        elif root == "ctx":
+            if not steps or steps[0][1] not in CTX_NAMES:
+                raise _Unsupported
+            base = w.tmp()
+            w.emit(f"{base} = env.ctx_value({steps[0][1]!r})")
+            steps = steps[1:]
+        elif root in _SIMPLE_ROOTS:
+            base = _SIMPLE_ROOTS[root]
+        elif root in ("item", "index", "opts"):
+            base = f"env.{root}"
+        else:
+            raise _Unsupported
+        if not steps:
+            return base
+        if not all(kind in (KEY, INDEX) for kind, _ in steps):
+            return f"_rs({base}, {w.const(steps)})"
+        keys = [str(arg) for _, arg in steps]
+        if any(k.lstrip("-").isdigit() for k in keys) or len(keys) > 3:
+            return f"_rk({base}, {w.const(tuple(keys))})"
+        out = w.tmp()
+        w.emit(f"{out} = {base}")
+        for k in keys:
+            w.emit(f"{out} = {out}.get({k!r}, _M) if type({out}) is dict else _M")
+        return out
+
+    def _let(self, w: Writer, name: str) -> str:
+        """A let's value: from this event's memo, else computed by its generated function."""
+        out = w.tmp("L")
+        fn = f"LET_{_ident(name)}"
+        w.emit(f"{out} = memo.get({name!r}, _A)")
+        w.emit(f"if {out} is _A or {out} is _C:")
+        with w.block():
+            w.emit(f"{out} = env.let({name!r})" if self.lets_in_env else f"{out} = {fn}(env)")
+        return out
+
+    def _formats(self, w: Writer, var: str, specs: list[Any], where: str, lenient: bool) -> None:
+        for spec in specs:
+            if isinstance(spec, tuple):
+                name, arg = spec
+            elif isinstance(spec, str):
+                name, arg = spec, None
+            elif isinstance(spec, dict) and len(spec) == 1:
+                name, arg = next(iter(spec.items()))
+            else:
+                raise _Unsupported
+            if name == "default":
+                w.emit(f"if {var} is _M or {var} is None:")
+                with w.block():
+                    w.emit(f"{var} = _jc({w.const(arg)})")
+                continue
+            if name not in formats.FORMATS:
+                raise _Unsupported
+            fn = w.const(formats.FORMATS[name].fn, "F")
+            a = w.const(arg, "A")
+            w.emit(f"if {var} is not _M and {var} is not None:")
+            with w.block():
+                w.emit("try:")
+                with w.block():
+                    w.emit(f"{var} = {fn}({var}, {a})")
+                w.emit("except _FE as e:")
+                with w.block():
+                    if lenient:
+                        w.emit(f"{var} = _M")
+                    else:
+                        w.emit(f"raise _fe({where!r}, {name!r}, e) from e")
+
+    def _template(self, w: Writer, text: str, where: str, strict: bool = False) -> str:
+        parts = template_parts(text)
+        if len(parts) == 1 and not isinstance(parts[0], str):
+            out = self._expr(w, parts[0], where)
+            if strict:
+                names = [op.path.text for op in parts[0].operands if op.path is not None]
+                w.emit(f'if {out} is _M or {out} is None or {out} == "":')
+                with w.block():
+                    w.emit(f"raise _mtv({names!r}, {where!r})")
+            return out
+        if all(isinstance(p, str) for p in parts):
+            return repr("".join(parts))  # type: ignore[arg-type]
+        acc = w.tmp("s")
+        w.emit(f"{acc} = []")
+        for p in parts:
+            if isinstance(p, str):
+                w.emit(f"{acc}.append({p!r})")
+                continue
+            v = self._expr(w, p, where)
+            w.emit(f"if {v} is _M or {v} is None:")
+            with w.block():
+                if strict:
+                    names = [op.path.text for op in p.operands if op.path is not None]
+                    w.emit(f"raise _mtv({names!r}, {where!r})")
+                else:
+                    w.emit("pass")
+            w.emit("else:")
+            with w.block():
+                w.emit(f"{acc}.append({v} if type({v}) is str else _to_s({v}))")
+        out = w.tmp()
+        w.emit(f'{out} = "".join({acc})')
+        return out
+
+    def _first(self, w: Writer, nodes: list[Any], where: str, same_where: bool = False) -> str:
+        out = w.tmp()
+        w.emit(f"{out} = _M")
+        for i, n in enumerate(nodes):
+            if i:
+                w.emit(f'if {out} is _M or {out} is None or {out} == "":')
+                w.depth += 1
+            v, _ = self.value(w, n, where if same_where else f"{where}[{i}]")
+            w.emit(f"{out} = {v}")
+        w.depth -= len(nodes) - 1
+        w.emit(f'if {out} is None or {out} == "":')
+        with w.block():
+            w.emit(f"{out} = _M")
+        return out
+
+    def _directive(self, w: Writer, kind: str, node: dict[str, Any], where: str) -> tuple[str, bool]:
+        cond = None
+        if "when" in node:
+            cond = self.condition(w, node["when"], f"{where}.when")
+        out = w.tmp()
+        w.emit(f"{out} = _M")
+        if cond is not None:
+            w.emit(f"if {cond}:")
+            w.depth += 1
+        fresh = False
+        if kind == "from":
+            src = node["from"]
+            items = src if isinstance(src, list) else [src]
+            if len(items) == 1:
+                v = self._expr(w, parse(items[0]), f"{where}.from")
+            else:
+                v = self._first(w, items, f"{where}.from", same_where=True)
+            w.emit(f"{out} = {v}")
+        elif kind == "value":
+            lit = node["value"]
+            w.emit(f"{out} = _jc({w.const(lit)})" if isinstance(lit, dict | list) else f"{out} = {lit!r}")
+            fresh = isinstance(lit, dict | list)
+        elif kind == "template":
+            w.emit(f"{out} = {self._template(w, node['template'], where)}")
+        elif kind == "first":
+            w.emit(f"{out} = {self._first(w, node['first'], f'{where}.first')}")
+        elif kind == "object":
+            w.emit(f"{out} = {self._object(w, node['object'], f'{where}.object')}")
+            fresh = True
+        elif kind == "array":
+            w.emit(f"{out} = {self._array(w, node['array'], f'{where}.array')}")
+            fresh = True
+        elif kind == "merge":
+            acc = w.tmp("m")
+            w.emit(f"{acc} = {{}}")
+            for i, item in enumerate(node["merge"]):
+                v, _ = self.value(w, item, f"{where}.merge[{i}]")
+                w.emit(f"if type({v}) is dict:")
+                with w.block():
+                    w.emit(f"{acc}.update({v})")
+            w.emit(f"{out} = {{k: _jc(x) for k, x in {acc}.items()}}")
+            fresh = True
+        elif kind == "if":
+            c = self.condition(w, node["if"], f"{where}.if")
+            w.emit(f"if {c}:")
+            with w.block():
+                if "then" in node:
+                    v, f1 = self.value(w, node["then"], f"{where}.then")
+                    w.emit(f"{out} = {v}")
+            w.emit("else:")
+            with w.block():
+                if "else" in node:
+                    v, f2 = self.value(w, node["else"], f"{where}.else")
+                    w.emit(f"{out} = {v}")
+        elif kind == "each":
+            w.emit(f"{out} = {self._each(w, node, where)}")
+            fresh = True
+        elif kind == "lookup":
+            self._lookup(w, node, out, where)
+        if "format" in node:
+            fmts = node["format"] if isinstance(node["format"], list) else [node["format"]]
+            self._formats(w, out, fmts, where, lenient=False)
+            fresh = False
+        if "default" in node or node.get("required") or node.get("keep_null"):
+            w.emit(f"if {out} is _M or {out} is None:")
+            with w.block():
+                if "default" in node:
+                    d = node["default"]
+                    w.emit(f"{out} = _jc({w.const(d)})" if isinstance(d, dict | list) else f"{out} = {d!r}")
+                    fresh = fresh and isinstance(d, dict | list)
+                elif node.get("required"):
+                    if isinstance(node.get("error"), str):
+                        msg = self._template(w, node["error"], f"{where}.error")
+                        w.emit(f"raise _IE(str({msg}))")
+                    else:
+                        what = _describe(node)
+                        w.emit(f"raise _IE({f'{what} is required ({where}); add it to the event'!r})")
+                elif node.get("keep_null"):
+                    w.emit(f"{out} = None")
+        if cond is not None:
+            w.depth -= 1
+        return out, fresh
+
+    def _lookup(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
+        """A static table (no settings rows, one result): a dictionary read."""
+        if "rows" in node or node.get("many") or node.get("otherwise", "missing") not in ("missing", "pass"):
+            raise _Unsupported
+        mode = node.get("match", "loose")
+        table = node.get("table") or {}
+        if not isinstance(table, dict) or any(isinstance(v, dict | list) for v in table.values()):
+            raise _Unsupported
+        index = {
+            normalise_key(k, mode): (v[0] if isinstance(v, list) else v)
+            for k, v in reversed(table.items())
+            if normalise_key(k, mode) is not None and not (isinstance(v, list) and not v)
+        }
+        k, _ = self.value(w, node["lookup"], f"{where}.lookup")
+        t = w.const(index)
+        w.emit(f"{out} = {t}.get(_nk({k}, {mode!r}), _U)")
+        w.emit(f"if {out} is _U:")
+        with w.block():
+            if "default" in node:
+                w.emit(f"{out} = {node['default']!r}")
+            elif node.get("otherwise") == "pass":
+                w.emit(f"{out} = _M if {k} is None else {k}")
+            else:
+                w.emit(f"{out} = _M")
+
+    def _each(self, w: Writer, node: dict[str, Any], where: str) -> str:
+        if "where" in node or "limit" in node or node.get("wrap"):
+            raise _Unsupported
+        src, _ = self.value(w, node["each"], f"{where}.each")
+        acc = w.tmp("a")
+        w.emit(f"{acc} = []")
+        w.emit(f"if type({src}) is list:")
+        with w.block():
+            saved = w.tmp("sv")
+            w.emit(f"{saved} = (env.item, env.index)")
+            w.emit("try:")
+            with w.block():
+                i, el = w.tmp("i"), w.tmp("el")
+                w.emit(f"for {i}, {el} in enumerate({src}):")
+                with w.block():
+                    w.emit(f"env.item = {el}")
+                    w.emit(f"env.index = {i}")
+                    if "map" in node:
+                        v, fresh = self.value(w, node["map"], f"{where}.map")
+                    else:
+                        v, fresh = el, False
+                    w.emit(f"if {v} is not _M and {v} is not None:")
+                    with w.block():
+                        w.emit(f"{acc}.append({v})" if fresh else f"{acc}.append(_jc({v}))")
+            w.emit("finally:")
+            with w.block():
+                w.emit(f"env.item, env.index = {saved}")
+        return acc
+
+    def _array(self, w: Writer, items: list[Any], where: str) -> str:
+        acc = w.tmp("a")
+        w.emit(f"{acc} = []")
+        for i, item in enumerate(items):
+            v, fresh = self.value(w, item, f"{where}[{i}]")
+            w.emit(f"if {v} is not _M and {v} is not None:")
+            with w.block():
+                w.emit(f"{acc}.append({v})" if fresh else f"{acc}.append(_jc({v}))")
+        return acc
+
+    def _object(self, w: Writer, fields: dict[str, Any], where: str) -> str:
+        for key in fields:
+            if not isinstance(key, str) or "{{" in key or "\\." in key:
+                raise _Unsupported
+        out = w.tmp("o")
+        w.emit(f"{out} = {{}}")
+        for key, node in fields.items():
+            fwhere = f"{where}.{key}"
+            opts = node if isinstance(node, dict) else {}
+            v, fresh = self.value(w, node, fwhere)
+            test = f"{v} is not _M" + ("" if opts.get("keep_null") else f" and {v} is not None")
+            if opts.get("omit_empty"):
+                test += f' and {v} != "" and {v} != {{}} and {v} != []'
+            w.emit(f"if {test}:")
+            with w.block():
+                placed = v
+                if not fresh:
+                    placed = w.tmp("p")
+                    w.emit(f"{placed} = _jc({v}) if type({v}) is dict or type({v}) is list else {v}")
+                if key.startswith("..."):
+                    w.emit(f"if type({placed}) is dict:")
+                    with w.block():
+                        w.emit(f"{out}.update({placed})")
+                    continue
+                parts = key.split(".")
+                if any(not p for p in parts):
+                    raise _Unsupported
+                cur = out
+                for p in parts[:-1]:
+                    nxt = w.tmp("d")
+                    w.emit(f"{nxt} = {cur}.get({p!r})")
+                    w.emit(f"if type({nxt}) is not dict:")
+                    with w.block():
+                        w.emit(f"{nxt} = {cur}[{p!r}] = {{}}")
+                    cur = nxt
+                w.emit(f"{cur}[{parts[-1]!r}] = {placed}")
+        return out
+
+    # -- conditions --------------------------------------------------------------------------------------
+    def condition(self, w: Writer, node: Any, where: str) -> str:
+        """Emit code computing a condition; returns a boolean variable name."""
+        mark = w.mark()
+        try:
+            return self._condition(w, node, where)
+        except (_Unsupported, ExprSyntaxError):
+            w.rollback(mark)
+            fn = self.compiler.condition(node, where)
+            name = w.const(fn, "P")
+            out = w.tmp("c")
+            w.emit(f"{out} = {name}(env)")
+            return out
+
+    def _condition(self, w: Writer, node: Any, where: str) -> str:
+        out = w.tmp("c")
+        if isinstance(node, bool):
+            w.emit(f"{out} = {node!r}")
+            return out
+        if isinstance(node, str):
+            v, _ = self.value(w, node, where)
+            w.emit(f"{out} = _truthy({v})")
+            return out
+        if not isinstance(node, dict):
+            raise _Unsupported
+        keys = set(node)
+        if keys == {"not"}:
+            c = self.condition(w, node["not"], f"{where}.not")
+            w.emit(f"{out} = not {c}")
+            return out
+        if keys in ({"all"}, {"any"}):
+            (kind,) = keys
+            items = node[kind]
+            w.emit(f"{out} = {kind == 'all'!r}")
+            opened = 0
+            for i, item in enumerate(items):
+                if i:
+                    w.emit(f"if {out}:" if kind == "all" else f"if not {out}:")
+                    w.depth += 1
+                    opened += 1
+                c = self.condition(w, item, f"{where}.{kind}[{i}]")
+                w.emit(f"{out} = {c}")
+            w.depth -= opened
+            return out
+        if keys in ({"present"}, {"absent"}):
+            (kind,) = keys
+            v, _ = self.value(w, node[kind], f"{where}.{kind}")
+            test = f'{v} is not _M and {v} is not None and {v} != ""'
+            w.emit(f"{out} = {test}" if kind == "present" else f"{out} = not ({test})")
+            return out
+        if "of" in keys:
+            tests = [k for k in ("eq", "ne", "in", "not_in", "same_as", "matches") if k in node]
+            if len(tests) != 1 or keys - {"of", tests[0], "ci", "loose"}:
+                raise _Unsupported
+            test, operand = tests[0], node[tests[0]]
+            mode = "loose" if node.get("loose") else "ci" if node.get("ci") else "exact"
+            v, _ = self.value(w, node["of"], f"{where}.of")
+            # Text compared exactly needs no normalising: the common case costs one comparison.
+            norm = (
+                f"({v} if type({v}) is str else _nk({v}, 'exact'))"
+                if mode == "exact"
+                else f"_nk({v}, {mode!r})"
+            )
+            if test in ("eq", "ne"):
+                if operand is None:
+                    raise _Unsupported
+                want = w.const(normalise_key(operand, mode))
+                w.emit(f"{out} = ({v} is not _M and {norm} == {want}) != {test == 'ne'!r}")
+            elif test in ("in", "not_in"):
+                wanted = w.const(frozenset(normalise_key(x, mode) for x in operand))
+                w.emit(f"{out} = ({norm} in {wanted}) != {test == 'not_in'!r}")
+            elif test == "same_as":
+                mine = w.tmp("n")
+                w.emit(f"{mine} = _nk({v}, {mode!r})")
+                w.emit(f"{out} = False")
+                w.emit(f"if {mine} is not None:")
+                with w.block():
+                    other, _ = self.value(w, operand, f"{where}.same_as")
+                    w.emit(f"{out} = {mine} == _nk({other}, {mode!r})")
+            else:
+                flags = re.IGNORECASE if mode != "exact" else 0
+                rx = w.const(re.compile(str(operand), flags))
+                w.emit(f"{out} = isinstance({v}, (str, int, float)) and {rx}.search(_to_s({v})) is not None")
+            return out
+        raise _Unsupported
+
+    # -- lets ----------------------------------------------------------------------------------------------
+    def let_function(self, name: str, node: Any, where: str, config_key: Any | None) -> tuple[str, list[str]]:
+        """Source of ``LET_<name>(env)``: compute, remember in the memo (and per config when pure)."""
+        if _has_rest(node):
+            fn = self.compiler.scoped(node, where).fn
+            w = Writer(self.consts, self.counter)
+            v = w.const(fn, "C")
+            w.emit(f"memo[{name!r}] = _C")
+            w.emit(f"v = {v}(env)")
+            w.emit(f"memo[{name!r}] = v")
+            w.emit("return v")
+            return f"LET_{_ident(name)}", w.lines
+        w = Writer(self.consts, self.counter)
+        w.emit(f"memo[{name!r}] = _C")
+        if config_key is not None:
+            key = w.const(config_key)
+            w.emit(f"v = env.cfg.get({key}, _U)")
+            w.emit("if v is _U:")
+            with w.block():
+                r, _ = self.value(w, node, where)
+                w.emit(f"v = env.cfg[{key}] = {r}")
+            w.emit("if type(v) is dict or type(v) is list:")
+            with w.block():
+                w.emit("v = _jc(v)")
+        else:
+            r, _ = self.value(w, node, where)
+            w.emit(f"v = {r}")
+        w.emit(f"memo[{name!r}] = v")
+        w.emit("return v")
+        return f"LET_{_ident(name)}", w.lines
+
+
+def _ident(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+def _describe(node: dict[str, Any]) -> str:
+    src = node.get("from")
+    if isinstance(src, str):
+        return src
+    if isinstance(src, list):
+        return " or ".join(str(s) for s in src)
+    return "this value"
+
+
+def _has_rest(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "rest" in node or any(_has_rest(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_rest(v) for v in node)
+    return False
+
+
+PRELUDE = ["    ev = env.event", "    st = env.settings", "    vr = env.vars", "    memo = env.memo"]
+
+
+def build_function(name: str, body: list[str], consts: dict[str, Any], functions: dict[str, Any]) -> Callable:
+    """Compile generated lines into a function ``name(env, ...)`` with the constants in its globals."""
+    src = f"def {name}(env, out=None):\n" + "\n".join(PRELUDE + body) + "\n"
+    namespace: dict[str, Any] = {**consts, **functions}
+    exec(compile(src, f"<sluice generated {name}>", "exec"), namespace)  # noqa: S102 - our own generated code
+    fn = namespace[name]
+    fn.__sluice_source__ = src
+    return fn
+
+
+def template_function(compiler: Compiler, text: str, where: str, strict: bool) -> Callable[..., Any]:
+    """An endpoint template (URL, header, param) as a generated function; the closure where unsupported."""
+    gen = Generator(compiler, set(compiler.lets), lets_in_env=True)
+    w = Writer(gen.consts, gen.counter)
+    try:
+        result = gen._template(w, text, where, strict=strict)
+    except (_Unsupported, ExprSyntaxError):
+        return compiler.template(text, where, strict=strict).fn
+    w.emit(f"return {result}")
+    src = "def template(env, out=None):\n" + "\n".join(PRELUDE + w.lines) + "\n"
+    namespace: dict[str, Any] = dict(gen.consts)
+    exec(compile(src, f"<sluice generated template {where}>", "exec"), namespace)  # noqa: S102 - from the spec
+    return namespace["template"]

@@ -1,0 +1,175 @@
+"""Write a plan's event-type mappings as generated Python (``codegen.py``): checks, cases and requests.
+
+One function per event type does what ``Plan.run`` does with closures: run the checks, then build the
+requests (all that apply, or the first case that applies), calling ``refine`` functions, in the same order
+and with the same errors. ``SLUICE_CODEGEN=0`` turns it off (the closures then run; useful to tell the two
+apart when debugging).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from sdk.errors import ConfigurationError, EventDropped, InstrumentationError, UnsupportedEventError
+from sdk.mapping.codegen import Generator, Writer, _has_rest, _ident, build_function
+from sdk.mapping.expressions import Compiler
+from sdk.spec.model import Check, DestinationSpec, RequestSpec
+
+_ERRORS = {
+    "error": InstrumentationError,
+    "config_error": ConfigurationError,
+    "unsupported": UnsupportedEventError,
+    "drop": EventDropped,
+}
+_CONFIG_ROOTS = frozenset({"settings", "vars"})
+
+
+def enabled() -> bool:
+    return os.environ.get("SLUICE_CODEGEN", "1") not in ("0", "false", "no")
+
+
+def generate(
+    spec: DestinationSpec, compiler: Compiler, functions: dict[str, Any], planned: type
+) -> dict[str, Callable[..., Any]]:
+    """{event type: fn(env, out)} for every mapping of ``spec``."""
+    where = spec.name
+    gen = Generator(compiler, set(compiler.lets))
+    gen.consts["_P"] = planned
+    out: dict[str, Callable[..., Any]] = {}
+    for etype, m in spec.mappings.items():
+        mwhere = f"{where}.mappings.{etype}"
+        lets = {n: (node, f"{where}.let.{n}") for n, node in spec.let.items()}
+        lets.update({n: (node, f"{mwhere}.let.{n}") for n, node in m.let.items()})
+        let_fns: dict[str, Any] = {}
+        for name, (node, lwhere) in lets.items():
+            deps = compiler.let_deps.get(name, frozenset({"*"}))
+            key = ("let", etype, name) if deps <= _CONFIG_ROOTS else None
+            fname, lines = gen.let_function(name, node, lwhere, key)
+            let_fns[fname] = (lines, name)
+        w = Writer(gen.consts, gen.counter)
+        checks = [(c, f"{where}.checks[{i}]") for i, c in enumerate(spec.checks)]
+        checks += [(c, f"{mwhere}.checks[{i}]") for i, c in enumerate(m.checks)]
+        for check, cwhere in checks:
+            _check(gen, w, check, cwhere)
+        kind = "requests" if m.requests is not None else "cases"
+        for i, r in enumerate(m.request_specs):
+            _request(gen, w, r, f"{mwhere}.{kind}[{i}]", functions, first_only=kind == "cases")
+        fname = f"map_{etype}"
+        namespace_fns: dict[str, Any] = {}
+        # Let functions see each other (and are seen by the mapping function) through the namespace.
+        src_lets = []
+        for lf, (lines, _name) in let_fns.items():
+            src_lets.append((lf, lines))
+        fn = _build(fname, w.lines, src_lets, gen.consts, namespace_fns)
+        out[etype] = fn
+    return out
+
+
+def _build(
+    name: str,
+    body: list[str],
+    lets: list[tuple[str, list[str]]],
+    consts: dict[str, Any],
+    extra: dict[str, Any],
+) -> Callable[..., Any]:
+    from sdk.mapping.codegen import PRELUDE
+
+    src = []
+    for lf, lines in lets:
+        src.append(f"def {lf}(env):\n" + "\n".join(PRELUDE + lines) + "\n")
+    src.append(f"def {name}(env, out):\n" + "\n".join(PRELUDE + body + ["    return out"]) + "\n")
+    text = "\n".join(src)
+    namespace: dict[str, Any] = {**consts, **extra}
+    exec(compile(text, f"<sluice generated {name}>", "exec"), namespace)  # noqa: S102 - generated from the spec
+    fn = namespace[name]
+    fn.__sluice_source__ = text
+    return fn
+
+
+def _check(gen: Generator, w: Writer, check: Check, where: str) -> None:
+    kind = next(k for k in _ERRORS if getattr(check, k) is not None)
+    c = gen.condition(w, check.when, f"{where}.when")
+    w.emit(f"if {c}:")
+    with w.block():
+        msg = gen._template(w, getattr(check, kind), f"{where}.{kind}")
+        err = w.const(_ERRORS[kind], "E")
+        w.emit(f"raise {err}(str({msg}))")
+
+
+def _request(
+    gen: Generator, w: Writer, r: RequestSpec, where: str, functions: dict[str, Any], first_only: bool
+) -> None:
+    if r.when is not None:
+        c = gen.condition(w, r.when, f"{where}.when")
+        w.emit(f"if {c}:")
+        w.depth += 1
+    if r.each is not None:
+        seq, _ = gen.value(w, r.each, f"{where}.each")
+        w.emit(f"if type({seq}) is not list:")
+        with w.block():
+            w.emit(f"{seq} = [] if {seq} is _M or {seq} is None else [{seq}]")
+        saved, i, el = w.tmp("sv"), w.tmp("i"), w.tmp("el")
+        w.emit(f"{saved} = (env.item, env.index)")
+        w.emit("try:")
+        with w.block():
+            w.emit(f"for {i}, {el} in enumerate({seq}):")
+            with w.block():
+                w.emit(f"env.item = {el}")
+                w.emit(f"env.index = {i}")
+                _one(gen, w, r, where, functions)
+        w.emit("finally:")
+        with w.block():
+            w.emit(f"env.item, env.index = {saved}")
+    else:
+        _one(gen, w, r, where, functions)
+    if first_only:
+        w.emit("return out")
+    if r.when is not None:
+        w.depth -= 1
+
+
+def _one(gen: Generator, w: Writer, r: RequestSpec, where: str, functions: dict[str, Any]) -> None:
+    body = "None"
+    if r.body is not None:
+        if _has_rest(r.body):
+            fn = w.const(gen.compiler.scoped(r.body, f"{where}.body").fn, "C")
+            body = w.tmp("b")
+            w.emit(f"{body} = {fn}(env)")
+            w.emit(f"{body} = _jc({body}) if type({body}) is dict or type({body}) is list else {body}")
+        else:
+            v, fresh = gen.value(w, r.body, f"{where}.body")
+            body = w.tmp("b")
+            if fresh:
+                w.emit(f"{body} = {v}")
+            else:
+                w.emit(f"{body} = _jc({v}) if type({v}) is dict or type({v}) is list else {v}")
+        w.emit(f"if {body} is _M:")
+        with w.block():
+            w.emit(f"{body} = None")
+    parts = {}
+    for name in ("headers", "params"):
+        node = getattr(r, name)
+        if node is None:
+            parts[name] = "None"
+            continue
+        v, _ = gen.value(w, node, f"{where}.{name}")
+        var = w.tmp("h")
+        w.emit(f"{var} = {v} if type({v}) is dict else None")
+        parts[name] = var
+    ep = repr(r.endpoint)
+    if r.refine is None:
+        w.emit(f"out.append(_P({ep}, {body}, {parts['headers']}, {parts['params']}))")
+        return
+    refine = w.const(functions[r.refine], "R")
+    res = w.tmp("r")
+    w.emit(f"{res} = {refine}({body}, ev, st, env.ctx)")
+    w.emit(f"if {res} is not None:")
+    with w.block():
+        w.emit(f"for _b in ({res} if isinstance({res}, list) else [{res}]):")
+        with w.block():
+            w.emit(f"out.append(_P({ep}, _b, {parts['headers']}, {parts['params']}))")
+
+
+__all__ = ["generate", "enabled", "_ident", "build_function"]
