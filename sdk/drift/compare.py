@@ -648,11 +648,14 @@ def _node(
                 None,
                 added,
             )
-    # Required now, but the connector sends it only sometimes.
+    # Required now, but the connector sends it only sometimes. "Before" is what the alternatives the
+    # connector satisfied already required, so a oneOf of required-sets does not look new.
     best_new = min(nb, key=lambda b: len(missing(b)))
+    satisfied = [b.required for b in ob if not missing(b)]
+    old_req = frozenset().union(*satisfied) if satisfied else old_must
     for k in sorted(best_new.required & sent):
         f = children[k]
-        if k not in old_must and f.when:
+        if k not in old_req and f.when:
             r.add(
                 "breaking",
                 "required_added",
@@ -660,7 +663,7 @@ def _node(
                 f"{label} {join_pointer([*parts, k])}",
                 f"now required, but the connector sends it only when {'; '.join(f.when)}",
             )
-        elif k not in old_must:
+        elif k not in old_req:
             r.add(
                 "info",
                 "required_added",

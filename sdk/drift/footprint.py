@@ -278,3 +278,71 @@ def merge_footprints(base: Footprint, extra: Footprint) -> Footprint:
                 cur.responses.append(r.model_copy())
         cur.sources = list(dict.fromkeys(cur.sources + op.sources))
     return out
+
+
+def render_footprint(fp: Footprint) -> str:
+    """A footprint for people: one block per operation, one line per field."""
+    lines = [f"footprint {fp.name}" + (f" ({fp.vendor})" if fp.vendor else "")]
+    lines.append(f"  auth: {fp.auth.type}" + (f" {fp.auth.name}" if fp.auth.name else ""))
+    if fp.description:
+        d = fp.description
+        bits = [
+            x
+            for x in (d.source, d.version and f"version {d.version}", d.document and f"copy {d.document}")
+            if x
+        ]
+        lines.append(f"  description: {', '.join(bits)}")
+    for op in fp.operations:
+        lines.append(f"  {op.key}  [{op.id}]")
+        if op.servers:
+            lines.append(f"    servers: {', '.join(op.servers)}")
+        if op.content_type:
+            lines.append(f"    content type: {op.content_type}")
+        if op.auth:
+            lines.append(f"    auth: {op.auth.type}" + (f" {op.auth.name}" if op.auth.name else ""))
+        for p in op.params:
+            lines.append(f"    {p.location:6} {p.pointer:40} {_types(p)}{_cond(p)}")
+        for f in op.body:
+            lines.append(f"    body   {f.pointer:40} {_types(f)}{_cond(f)}")
+        for r in op.responses:
+            reads = ", ".join(r.reads) or "status only"
+            lines.append(f"    answer {r.status:40} {reads}" + ("" if r.classifies else "  (recorded)"))
+    return "\n".join(lines)
+
+
+def _types(f: FieldUse) -> str:
+    t = "|".join(f.types) or "?"
+    if f.values is not None:
+        t += " in " + json.dumps(f.values, ensure_ascii=False)[:60]
+    return t
+
+
+def _cond(f: FieldUse) -> str:
+    return f"  when {'; '.join(f.when)}" if f.when else ""
+
+
+def whole_operations_footprint(doc: Any, operations: list[str]) -> Footprint:
+    """A footprint using *everything* ``doc`` declares for ``operations`` (``sluice openapi diff``)."""
+    from sdk.drift.operations import locate, parse_operation, pick_body
+    from sdk.drift.schema import Flattener, enumerate_fields, facts
+
+    fl = Flattener()
+    fp = Footprint(name=f"{doc.title or 'description'} (all fields)")
+    for i, op in enumerate(operations):
+        method, path = parse_operation(op)
+        view = locate(doc, method, path).view
+        if view is None:
+            raise SpecError(f"operation {op!r} is not in {doc.location}")
+        use = OperationUse(id=f"op{i + 1}", method=method.upper(), path=view.path, servers=view.servers[:1])
+        picked = pick_body(view.bodies, None)
+        if picked is not None:
+            use.content_type = picked[0]
+            for pointer, v in enumerate_fields(fl, fl.flatten(*picked[1])).items():
+                use.body.append(FieldUse(pointer=pointer, types=sorted(facts(v.branches).types or [])))
+        for (loc, _), p in view.params.items():
+            if loc in ("header", "query", "cookie"):
+                use.params.append(ParamUse(pointer=p.name, location=loc))  # type: ignore[arg-type]
+        for status in view.responses:
+            use.responses.append(ResponseUse(status=status))
+        fp.operations.append(use)
+    return fp
