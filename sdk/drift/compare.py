@@ -503,6 +503,16 @@ def _body(
 ) -> None:
     r, op = ctx.report, ctx.op_id
     by_pointer = {f.pointer: f for f in fields}
+    # The containers of sent fields are sent too (an array's maxItems, an object turned into a string).
+    for f in fields:
+        parts = split_pointer(f.pointer)
+        for i in range(1, len(parts)):
+            prefix = join_pointer(parts[:i])
+            if prefix not in by_pointer:
+                kind = "array" if parts[i] == "*" else "object"
+                by_pointer[prefix] = FieldUse(
+                    pointer=prefix, types=[kind], sources=["container of a sent field"]
+                )
     removed: list[str] = []
     covered: set[str] = {""}
     moved: list[str] | None = None
@@ -517,7 +527,7 @@ def _body(
         if vo.exists:
             if not vn.exists:
                 top = _topmost_removed(fl, old_root, new_root, parts)
-                below = sum(1 for p in by_pointer if p.startswith(top + "/"))
+                below = sum(1 for x in fields if x.pointer.startswith(top + "/"))
                 extra = f" (with {below} field(s) the connector sends below it)" if below else ""
                 if vn.status == "refused":
                     detail = f"removed{extra}; undeclared properties are refused there now"
@@ -828,11 +838,12 @@ def _responses(ctx: _Ctx, fl: Flattener, op: OperationUse, old: OperationView, n
 
 
 def _document_level(report: DriftReport, fp: Footprint, old: Document, new: Document) -> None:
-    before = {(m, norm_path(p, keep_slash=False)) for m, p in all_operations(old)}
-    after = {(m, norm_path(p, keep_slash=False)) for m, p in all_operations(new)}
-    for label, ops in (("removed", before - after), ("added", after - before)):
+    before = {(m, norm_path(p, keep_slash=False)): p for m, p in all_operations(old)}
+    after = {(m, norm_path(p, keep_slash=False)): p for m, p in all_operations(new)}
+    for label, ops in (("removed", before.keys() - after.keys()), ("added", after.keys() - before.keys())):
         if ops:
-            listed = sorted(f"{m.upper()} {p}" for m, p in ops)
+            real = before if label == "removed" else after
+            listed = sorted(f"{m.upper()} {real[(m, p)]}" for m, p in ops)
             more = f" and {len(listed) - 20} more" if len(listed) > 20 else ""
             report.add(
                 "ignored",

@@ -90,8 +90,8 @@ def _own(schema: dict[str, Any], doc: Document) -> Branch:
     items = schema.get("items")
     if isinstance(items, dict):
         b.items = [(items, doc)]
-    elif isinstance(items, list):  # tuple validation (draft 4): any position
-        b.items = [(x, doc) for x in items if isinstance(x, dict)]
+    elif isinstance(items, list):  # tuple validation (draft 4): the schema of some position
+        b.items = [({"anyOf": [x for x in items if isinstance(x, dict)]}, doc)]
     if isinstance(schema.get("enum"), list):
         b.enum = frozenset(canon(v) for v in schema["enum"])
         if any(v is None for v in schema["enum"]) and b.types is not None:
@@ -219,10 +219,19 @@ class Flattener:
         return out
 
     def flatten_all(self, nodes: list[Node]) -> list[Branch]:
+        """Alternatives: a value may match any of ``nodes``."""
         out: list[Branch] = []
         for schema, doc in nodes:
             out.extend(self.flatten(schema, doc))
         return out if len(out) <= _MAX_BRANCHES else [union(out)]
+
+    def flatten_each(self, nodes: list[Node]) -> list[Branch]:
+        """Conjunction: schemas ``allOf`` parts gave the same property; a value must match them all."""
+        out: list[Branch] | None = None
+        for schema, doc in nodes:
+            f = self.flatten(schema, doc)
+            out = f if out is None else _product(out, f)
+        return out or [Branch()]
 
 
 @dataclass
@@ -265,33 +274,33 @@ def walk(fl: Flattener, root: list[Branch], parts: list[str]) -> View:
     for seg in parts:
         if status == "open":
             return View("open", [ANY])
-        nodes: list[Node] = []
+        child: list[Branch] = []
         declared = dynamic = open_ = False
         req_votes: list[bool] = []
         for b in branches:
             if seg == "*":
                 if b.items:
-                    nodes.extend(b.items)
+                    child.extend(fl.flatten_each(b.items))
                     declared = True
                 elif b.types is None or "array" in b.types:
                     open_ = True
                 continue
             if seg in b.props:
-                nodes.extend(b.props[seg])
+                child.extend(fl.flatten_each(b.props[seg]))
                 declared = True
                 req_votes.append(seg in b.required)
                 continue
             matched = [n for pat, n in b.pattern_props if _search(pat, seg)]
             if matched:
-                nodes.extend(matched)
+                child.extend(fl.flatten_each(matched))
                 dynamic = True
             elif isinstance(b.additional, tuple):
-                nodes.append(b.additional)
+                child.extend(fl.flatten(*b.additional))
                 dynamic = True
             elif b.additional is not False and b.is_object_like():
                 open_ = True
         if declared or dynamic:
-            branches = fl.flatten_all(nodes)
+            branches = child if len(child) <= _MAX_BRANCHES else [union(child)]
             status = "declared" if declared and status == "declared" else "dynamic"
             required = bool(req_votes) and all(req_votes)
         elif open_:
