@@ -123,6 +123,7 @@ def register(main: click.Group) -> None:
     @click.option("--all", "show_all", is_flag=True, help="also list harmless differences")
     @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
     @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write the report here")
+    @click.option("--stamp", is_flag=True, help="when nothing differs, mark the cassettes as confirmed now")
     def live_cmd(
         name: str,
         base_url: str | None,
@@ -131,6 +132,7 @@ def register(main: click.Group) -> None:
         show_all: bool,
         as_json: bool,
         out: Path | None,
+        stamp: bool,
     ) -> None:
         """Replay NAME's cassette requests live and diff the answers; exit 1 on breaking drift.
 
@@ -146,6 +148,20 @@ def register(main: click.Group) -> None:
         _emit(json.dumps(report.to_dict(), indent=2) if as_json else report.render(show_all), out)
         if report.breaking:
             sys.exit(1)
+        if stamp:
+            import datetime as dt
+
+            from sdk.drift.live import stamp_cassettes
+
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+            try:
+                paths = stamp_cassettes(find_folder(name), report, now, base_url or "vendor")
+            except SluiceError as e:
+                raise click.ClickException(e.message) from e
+            click.echo(
+                f"stamped {len(paths)} cassette(s) as confirmed {now}; re-certify: sluice certify {name}",
+                err=True,
+            )
 
     @drift_group.command("ci")
     @click.option(

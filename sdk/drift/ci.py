@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk.drift.build import connector_footprint
+from sdk.drift.document import read_location
 from sdk.drift.footprint import Footprint
 from sdk.drift.live import env_name, live_drift
 from sdk.drift.report import DriftReport
@@ -79,6 +80,19 @@ def _new_location(subject: Subject, descriptions: Path | None) -> str:
     return pinned_new(subject.footprint)
 
 
+def keep_latest(subject: Subject, location: str) -> str:
+    """Copy the newest description to ``.sluice/drift/<name>/latest.<ext>``, where ``sluice certify`` finds
+    it (a breaking drift against it fails certification); returns the copy's path."""
+    raw = read_location(location)
+    cache = subject.folder.resolve().parent.parent / ".sluice" / "drift" / subject.name
+    cache.mkdir(parents=True, exist_ok=True)
+    for old in cache.glob("latest.*"):
+        old.unlink()
+    path = cache / ("latest.json" if raw.lstrip()[:1] in (b"{", b"[") else "latest.yaml")
+    path.write_bytes(raw)
+    return str(path)
+
+
 def _write(out_dir: Path, stem: str, report: DriftReport) -> None:
     (out_dir / f"{stem}.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     (out_dir / f"{stem}.md").write_text(report.markdown())
@@ -100,10 +114,12 @@ def run_ci(
         row: dict[str, Any] = {"name": subject.name, "checks": []}
         reports: list[DriftReport] = []
         try:
-            new = _new_location(subject, descriptions)
+            source = _new_location(subject, descriptions)
+            new = keep_latest(subject, source)
             result = check_spec(subject.footprint, None, new, connector_folder=subject.folder)
             if result.report.breaking and confirm_after_s > 0 and descriptions is None:
                 time.sleep(confirm_after_s)
+                new = keep_latest(subject, source)
                 again = check_spec(subject.footprint, None, new, connector_folder=subject.folder)
                 if not again.report.breaking:
                     again.report.notes.append(

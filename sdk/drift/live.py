@@ -136,6 +136,9 @@ def live_drift(
                     report.add("breaking", "unreachable", op, "request", f"no answer: {type(e).__name__}")
                     continue
                 _compare_answer(report, connector, op, rec, answer.status, answer.headers, answer.body, reads)
+                report.operations[f"{case}#{i + 1}"] = (
+                    f"{rec.method} {urlsplit(rec.uri).path}: answered {answer.status}"
+                )
     report.changes = [_redacted(c, secrets) for c in report.changes]
     return report
 
@@ -236,3 +239,28 @@ def _redacted(change: Any, secrets: list[str]) -> Any:
             if isinstance(change.new, str):
                 change.new = change.new.replace(s, "<REDACTED>")
     return change
+
+
+def stamp_cassettes(folder: Path, report: DriftReport, now: str, confirmed_by: str) -> list[Path]:
+    """Record that the vendor still answers as each replayed cassette says (only for a clean report).
+
+    Sets ``recorded_at`` (the cassette's age, which certification limits) and ``live_confirmed_by``;
+    the files change, so the connector must be re-certified afterwards.
+    """
+    import yaml
+
+    if report.drifting:
+        raise SluiceError(
+            "the live answers differ from the cassettes; fix the connector or rebuild them first"
+        )
+    replayed = {c.split("#", 1)[0] for c in report.operations}
+    out = []
+    for case in sorted(replayed):
+        path = cassettes_folder(folder) / f"{case}.yaml"
+        data = yaml.safe_load(path.read_text())
+        prov = data.setdefault("metadata", {}).setdefault("provenance", {})
+        prov["recorded_at"] = now
+        prov["live_confirmed_by"] = confirmed_by
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
+        out.append(path)
+    return out

@@ -10,10 +10,44 @@ import json
 from pathlib import Path
 
 from sdk.connector import Connector
+from sdk.openapi.extract import extract_operations
 from sdk.registry import clear_caches
 from sdk.testing.cases import build_cassettes
 
 ANSWER = {"id": "evt_1", "status": "accepted"}
+# The vendor's own description of its one operation (hand-written), pinned by the spec when asked.
+DESCRIPTION = {
+    "openapi": "3.0.3",
+    "info": {"title": "Fake Vendor API", "version": "1"},
+    "servers": [{"url": "https://api.fakevendor.test"}],
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/events": {
+            "post": {
+                "operationId": "createEvent",
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {"name": {"type": "string"}, "user": {"type": "string"}},
+                            }
+                        }
+                    }
+                },
+                "responses": {"200": {"description": "accepted"}},
+            }
+        }
+    },
+}
+PIN = """\
+openapi:
+  document: openapi/fakevendor.json
+  source: "https://fakevendor.test/openapi.json"
+  version: "1"
+"""
 API_KEY = "fv-test-key-0042"
 
 SPEC = """\
@@ -39,8 +73,8 @@ mappings:
   track:
     endpoint: events
     body:
-      name: {from: event, required: true}
-      user: {from: userId}
+      name: {from: event, required: true, format: [string]}
+      user: {from: userId, format: [string]}
 responses:
   - when: {status: [200], body_path: status, equals: rejected}
     outcome: abort
@@ -48,12 +82,28 @@ responses:
 """
 
 
-def make_tree(root: Path, base_url: str = "https://api.fakevendor.test") -> Path:
-    """``root/integrations/fakevendor`` (+ ``root/cassettes/fakevendor``); returns the integrations dir."""
+def make_tree(root: Path, base_url: str = "https://api.fakevendor.test", pinned: bool = False) -> Path:
+    """``root/integrations/fakevendor`` (+ ``root/cassettes/fakevendor``); returns the integrations dir.
+
+    ``pinned``: the spec pins the vendor description (``openapi:``) and names the operation it calls.
+    """
     integrations = root / "integrations"
     folder = integrations / "fakevendor"
     (folder / "fixtures").mkdir(parents=True)
-    (folder / "spec.yaml").write_text(SPEC)
+    spec = SPEC
+    if pinned:
+        (folder / "openapi").mkdir()
+        # As `sluice openapi extract` writes it (with its x-sluice-source provenance).
+        reduced = extract_operations(
+            DESCRIPTION, ["POST /v1/events"], source_bytes=json.dumps(DESCRIPTION).encode()
+        )
+        (folder / "openapi" / "fakevendor.json").write_text(json.dumps(reduced, indent=2))
+        spec = spec.replace(
+            '    url: "{{ settings.baseUrl }}/v1/events"\n',
+            '    url: "{{ settings.baseUrl }}/v1/events"\n    openapi_operation: "POST /v1/events"\n',
+        )
+        spec += PIN
+    (folder / "spec.yaml").write_text(spec)
     (folder / "README.md").write_text("# Fake Vendor\n\nA test destination.\n")
     fixture = {
         "description": "a track call becomes one event",
