@@ -55,8 +55,9 @@ def pinned_subjects() -> list[Subject]:
     return out
 
 
-def live_ready(folder: Path, env: Mapping[str, str]) -> bool:
-    """Every secret setting the connector's fixtures use is provided by the environment."""
+def live_env_names(folder: Path) -> list[str]:
+    """The environment variables holding the credentials live drift needs: the secret settings the
+    connector's fixtures use, as ``SLUICE_LIVE_<NAME>_<SETTING>``."""
     from sdk.connector import load_spec
 
     spec = load_spec(folder / "spec.yaml")
@@ -66,8 +67,13 @@ def live_ready(folder: Path, env: Mapping[str, str]) -> bool:
             used |= set((json.loads(path.read_text()).get("config") or {}).keys())
         except (ValueError, AttributeError):
             continue
-    needed = [s for s in spec.secret_settings() if s in used]
-    return bool(needed) and all(env.get(env_name(spec.name, s)) for s in needed)
+    return [env_name(spec.name, s) for s in spec.secret_settings() if s in used]
+
+
+def live_ready(folder: Path, env: Mapping[str, str]) -> bool:
+    """Every credential live drift needs is in the environment (a connector without any is never ready)."""
+    names = live_env_names(folder)
+    return bool(names) and all(env.get(n) for n in names)
 
 
 def _new_location(subject: Subject, descriptions: Path | None) -> str:
