@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sdk.drift.cassettes import cassettes_folder, read_cassettes
-from sdk.drift.footprint import Footprint, load_footprint, merge_fields, merge_footprints
-from sdk.drift.footprint_from_spec import footprint_from_spec
+from sdk.drift.footprint import FieldUse, Footprint, load_footprint, merge_fields, merge_footprints
+from sdk.drift.footprint_from_spec import delivery_envelope, footprint_from_spec
 from sdk.drift.footprint_observed import observed_operations, remount
 from sdk.errors import SpecError, UnknownDestinationError
 
@@ -42,7 +42,14 @@ def connector_footprint(folder: Path) -> Footprint:
         seen = observed.pop(op.id, None)
         if seen is None:
             continue
-        op.body = merge_fields(remount(op.body, seen.body), seen.body)
+        envelope = delivery_envelope(connector.spec.endpoints[op.id])
+        if envelope:
+            for f in seen.body:
+                f.pointer = envelope + f.pointer
+            seen.body.insert(
+                0, FieldUse(pointer=envelope.rsplit("/", 1)[0], types=["array"], sources=seen.sources[:1])
+            )
+        op.body = merge_fields(remount(op.body, seen.body), seen.body, conditions_from_a=True)
         for p in seen.params:
             if not any(
                 q.pointer.lower() == p.pointer.lower() and q.location == p.location for q in op.params

@@ -232,14 +232,21 @@ def dump_footprint(fp: Footprint, as_json: bool = False) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
 
 
-def merge_fields(a: list[FieldUse], b: list[FieldUse]) -> list[FieldUse]:
+def merge_fields(a: list[FieldUse], b: list[FieldUse], conditions_from_a: bool = False) -> list[FieldUse]:
+    """Fields of both lists, one per pointer. ``conditions_from_a``: ``b`` knows nothing about when a
+    field is sent (recordings), so a field of ``a`` keeps its conditions."""
     out: dict[tuple[str, str], FieldUse] = {}
-    for f in [*a, *b]:
+    from_a: set[tuple[str, str]] = set()
+    for i, f in enumerate([*a, *b]):
         key = (getattr(f, "location", "body"), f.pointer)
         cur = out.get(key)
         if cur is None:
             out[key] = f.model_copy(deep=True)
+            if i < len(a):
+                from_a.add(key)
             continue
+        if conditions_from_a and i >= len(a) and key in from_a:
+            f = f.model_copy(update={"when": cur.when or ["(recorded)"]})
         cur.types = sorted(set(cur.types) | set(f.types))  # empty (unknown) only when no source knows
         if cur.values is not None and f.values is not None:
             cur.values = cur.values + [v for v in f.values if v not in cur.values]

@@ -22,6 +22,7 @@ Mappers (Python) can add or move fields the spec cannot show; the observed part 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import urllib.parse
 from typing import Any
@@ -225,13 +226,19 @@ def _responses(spec: DestinationSpec) -> list[ResponseUse]:
     return list(by_status.values())
 
 
-def _envelope(ep: Endpoint) -> str:
-    prefix = ""
+def delivery_envelope(ep: Endpoint) -> str:
+    """Where delivery puts a built request body on the wire (``batch.wrap``: in a list under a key).
+
+    Cassettes record bodies before delivery, so recorded fields are moved under this prefix too.
+    """
     if ep.batch is not None and ep.batch.wrap:
-        prefix += dotted_to_pointer(ep.batch.wrap) + "/*"
-    if ep.body_format == "json_array":
-        prefix += "/*"
-    return prefix
+        return dotted_to_pointer(ep.batch.wrap) + "/*"
+    return ""
+
+
+def _envelope(ep: Endpoint) -> str:
+    """Where one mapped body sits on the wire: the delivery envelope, then ``json_array``'s list."""
+    return delivery_envelope(ep) + ("/*" if ep.body_format == "json_array" else "")
 
 
 def footprint_from_spec(spec: DestinationSpec) -> Footprint:
@@ -319,7 +326,7 @@ def _mapping_fields(spec: DestinationSpec, ops: dict[str, OperationUse]) -> None
                     f = Field_.model_validate({"from": [f]})
                 pointer = prefix + dotted_to_pointer(dest, array_marker="\0")
                 types, values = field_types(f, spec)
-                when = [f"setting {k}={v}" for k, v in (f.if_setting or {}).items()]
+                when = [f"setting {k}={json.dumps(v)}" for k, v in (f.if_setting or {}).items()]
                 entry = FieldUse(
                     pointer=pointer,
                     types=types,
@@ -349,8 +356,7 @@ def _contract_and_batching(spec: DestinationSpec, ops: dict[str, OperationUse]) 
         op = ops.get(endpoint)
         if op is None:
             continue
-        ep = spec.endpoints[endpoint]
-        prefix = "/*" if ep.body_format == "json_array" else ""
+        prefix = _envelope(spec.endpoints[endpoint])  # contract paths are checked per built body
         for p in paths:
             op.body.append(
                 FieldUse(
@@ -364,7 +370,7 @@ def _contract_and_batching(spec: DestinationSpec, ops: dict[str, OperationUse]) 
         for path in lists:
             ops[name].body.append(
                 FieldUse(
-                    pointer=dotted_to_pointer(path),
+                    pointer=delivery_envelope(ep) + dotted_to_pointer(path),
                     types=["array"],
                     sources=[f"spec: endpoints.{name}.batch"],
                 )
