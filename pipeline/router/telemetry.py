@@ -97,6 +97,7 @@ class Recorder:
         self.baselines: dict[int, Baseline] = {}
         self.pending: dict[tuple[str, str, str, str], _Signal] = {}
         self._known_bodies: OrderedDict[tuple[str, int, bytes], str | None] = OrderedDict()
+        self._endpoints: dict[tuple[int, str, str], str] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
 
@@ -120,7 +121,7 @@ class Recorder:
         self, destination: str, connector: Any, secrets: list[str], request: VendorRequest, answer: Any
     ) -> None:
         base = self.baseline(connector)
-        endpoint = connector.endpoint_of(request) or ""
+        endpoint = self._endpoint(connector, request)
         headers = {k.lower(): v for k, v in (answer.headers or {}).items()}
         for name in SIGNAL_HEADERS:
             value = headers.get(name)
@@ -155,6 +156,10 @@ class Recorder:
         recorded = base.shapes.get((endpoint, status), {})
         if key in recorded:
             return
+        signal = f"{endpoint} {status} {key}"
+        if (connector.name, destination, "shape", signal) in self.pending:
+            self._signal(connector, destination, "shape", signal, "", request, answer, secrets)
+            return  # described when first seen
         detail = f"{endpoint} {status}: an answer shaped unlike any recorded one"
         if shape is not None:
             near = [s for s in recorded.values() if s is not None]
@@ -167,9 +172,17 @@ class Recorder:
                     + [f"~{p} {'/'.join(a)}->{'/'.join(b)}" for p, a, b in d["retyped"]]
                 )
                 detail += " (" + ", ".join(bits[:10]) + ")"
-        self._signal(
-            connector, destination, "shape", f"{endpoint} {status} {key}", detail, request, answer, secrets
-        )
+        self._signal(connector, destination, "shape", signal, detail, request, answer, secrets)
+
+    def _endpoint(self, connector: Any, request: VendorRequest) -> str:
+        """Which endpoint ``request`` went to (URL-template matching, remembered per URL)."""
+        key = (id(connector), request.method, request.url.split("?", 1)[0])
+        hit = self._endpoints.get(key)
+        if hit is None:
+            hit = self._endpoints[key] = connector.endpoint_of(request) or ""
+            if len(self._endpoints) > 1024:
+                self._endpoints.pop(next(iter(self._endpoints)))
+        return hit
 
     def _shape(self, endpoint: str, status: int, body: bytes) -> tuple[str, dict[str, set[str]] | None]:
         """The body's shape key; identical small bodies (the common case) are parsed once."""
