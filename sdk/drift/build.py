@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sdk.drift.cassettes import cassettes_folder, read_cassettes
 from sdk.drift.footprint import FieldUse, Footprint, load_footprint, merge_fields, merge_footprints
-from sdk.drift.footprint_from_spec import delivery_envelope, footprint_from_spec
+from sdk.drift.footprint_from_spec import endpoint_envelope, footprint_from_spec
 from sdk.drift.footprint_observed import observed_operations, remount
 from sdk.errors import SpecError, UnknownDestinationError
 
@@ -42,7 +42,7 @@ def connector_footprint(folder: Path) -> Footprint:
         seen = observed.pop(op.id, None)
         if seen is None:
             continue
-        envelope = delivery_envelope(connector.spec.endpoints[op.id])
+        envelope = endpoint_envelope(connector.spec, op.id)
         if envelope:
             for f in seen.body:
                 f.pointer = envelope + f.pointer

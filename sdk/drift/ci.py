@@ -25,6 +25,7 @@ from typing import Any
 from sdk.drift.build import connector_footprint
 from sdk.drift.document import read_location
 from sdk.drift.footprint import Footprint
+from sdk.drift.footprint_from_spec import secret_settings
 from sdk.drift.live import env_name, live_drift
 from sdk.drift.report import DriftReport
 from sdk.drift.spec_check import check_spec, pinned_new
@@ -67,7 +68,7 @@ def live_env_names(folder: Path) -> list[str]:
             used |= set((json.loads(path.read_text()).get("config") or {}).keys())
         except (ValueError, AttributeError):
             continue
-    return [env_name(spec.name, s) for s in spec.secret_settings() if s in used]
+    return [env_name(spec.name, s) for s in secret_settings(spec) if s in used]
 
 
 def live_ready(folder: Path, env: Mapping[str, str]) -> bool:

@@ -16,7 +16,9 @@ of the spec language means adapting this one module. What it derives:
   fields the ``responses`` rules look at.
 
 Mappers (Python) can add or move fields the spec cannot show; the observed part of the footprint
-(``footprint_observed``, from cassettes) covers them.
+(``footprint_observed``, from cassettes) covers them. The small helpers at the end are the other facts
+drift tooling reads from a spec (settings, secrets, response rules, operations, envelopes), so that
+this module is the only one in ``sdk/drift`` that knows the spec model.
 """
 
 from __future__ import annotations
@@ -375,3 +377,28 @@ def _contract_and_batching(spec: DestinationSpec, ops: dict[str, OperationUse]) 
                     sources=[f"spec: endpoints.{name}.batch"],
                 )
             )
+
+
+# -- the other facts drift tooling reads from a spec (live drift, payload checks, the weekly job) ----
+def setting_names(spec: DestinationSpec) -> list[str]:
+    return list(((spec.settings or {}).get("properties") or {}).keys())
+
+
+def secret_settings(spec: DestinationSpec) -> list[str]:
+    return spec.secret_settings()
+
+
+def response_read_pointers(spec: DestinationSpec) -> set[str]:
+    """Response fields the spec's response rules read (``body_path``), as pointers."""
+    return {dotted_to_pointer(r.when.body_path) for r in spec.responses if r.when.body_path}
+
+
+def openapi_operations(spec: DestinationSpec) -> dict[str, str]:
+    """Endpoint name -> the vendor operation ('METHOD /path') it implements, where the spec says."""
+    return {n: ep.openapi_operation for n, ep in spec.endpoints.items() if ep.openapi_operation}
+
+
+def endpoint_envelope(spec: DestinationSpec, endpoint: str) -> str:
+    """``delivery_envelope`` of the endpoint called ``endpoint`` ("" for an unknown name)."""
+    ep = spec.endpoints.get(endpoint)
+    return delivery_envelope(ep) if ep is not None else ""

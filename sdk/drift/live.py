@@ -10,7 +10,6 @@ are never written: the report holds statuses, header values and field names only
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from sdk.drift.cassettes import Exchange, cassettes_folder, read_cassette
+from sdk.drift.fixtures import fixture_requests, success_fixtures
+from sdk.drift.footprint_from_spec import response_read_pointers, secret_settings, setting_names
 from sdk.drift.report import DriftReport
 from sdk.drift.shapes import body_shape, shape_diff
 from sdk.errors import SluiceError
@@ -38,12 +39,11 @@ def live_config(
 ) -> tuple[dict[str, Any], list[str]]:
     """The fixture's config with every setting the environment provides; returns (config, secrets missing)."""
     config = dict(fixture_config)
-    props = ((spec.settings or {}).get("properties") or {}).keys()
-    for name in props:
+    for name in setting_names(spec):
         value = env.get(env_name(spec.name, name))
         if value:
             config[name] = value
-    missing = [s for s in spec.secret_settings() if not env.get(env_name(spec.name, s))]
+    missing = [s for s in secret_settings(spec) if not env.get(env_name(spec.name, s))]
     return config, missing
 
 
@@ -53,18 +53,6 @@ def rebase(url: str, base_url: str | None) -> str:
         return url
     u, b = urlsplit(url), urlsplit(base_url)
     return urlunsplit((b.scheme, b.netloc, b.path.rstrip("/") + u.path, u.query, u.fragment))
-
-
-def _fixtures(folder: Path) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for path in sorted((folder / "fixtures").glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except ValueError:
-            continue
-        if isinstance(data, dict) and not data.get("expect_error") and isinstance(data.get("event"), dict):
-            out.append((path.stem, data))
-    return out
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -80,7 +68,6 @@ def live_drift(
 ) -> DriftReport:
     """Replay ``folder``'s cassette requests live and report what the vendor now answers differently."""
     from sdk.connector import Connector
-    from sdk.context import TransformContext
     from sdk.delivery import send
 
     env = os.environ if env is None else env
@@ -90,10 +77,10 @@ def live_drift(
     report = DriftReport(
         "live", spec.name, {"source": f"cassettes/{spec.name}"}, {"source": base_url or "vendor"}
     )
-    reads = _response_reads(spec)
+    reads = response_read_pointers(spec)
     secrets: list[str] = []
     with httpx.Client(follow_redirects=False) as client:
-        for case, fx in _fixtures(folder):
+        for case, fx in success_fixtures(folder):
             if only and case not in only:
                 continue
             path = cassettes / f"{case}.yaml"
@@ -107,13 +94,10 @@ def live_drift(
                     + ", ".join(env_name(spec.name, m) for m in missing)
                 )
                 continue
-            secrets += [str(config[s]) for s in spec.secret_settings() if config.get(s)]
+            secrets += [str(config[s]) for s in secret_settings(spec) if config.get(s)]
             recorded = read_cassette(path)
             try:
-                ctx = TransformContext.at(
-                    fx.get("now") or "2024-01-01T00:00:00Z", seed=str(fx["event"].get("messageId") or "")
-                )
-                requests = connector.transform(fx["event"], config, ctx)
+                requests = fixture_requests(connector, fx, config)
             except SluiceError as e:
                 report.notes.append(
                     f"{case}: the connector no longer maps this fixture ({e.type}); fix it first"
@@ -141,13 +125,6 @@ def live_drift(
                 )
     report.changes = [_redacted(c, secrets) for c in report.changes]
     return report
-
-
-def _response_reads(spec: Any) -> set[str]:
-    """Response fields the connector's rules read (``body_path``), as pointers."""
-    from sdk.drift.footprint_from_spec import dotted_to_pointer
-
-    return {dotted_to_pointer(r.when.body_path) for r in spec.responses if r.when.body_path}
 
 
 def _compare_answer(

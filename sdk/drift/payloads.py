@@ -19,11 +19,12 @@ def revalidate_payloads(
 ) -> int:
     """One breaking ``payload_invalid`` per payload the new description refuses; returns the count checked."""
     from sdk.connector import Connector
+    from sdk.drift.fixtures import fixture_requests, success_fixtures
+    from sdk.drift.footprint_from_spec import openapi_operations
     from sdk.openapi.validate import validator_for
-    from sdk.testing.cases import load_cases
 
     connector = Connector.from_folder(folder)
-    ops = {n: ep.openapi_operation for n, ep in connector.spec.endpoints.items() if ep.openapi_operation}
+    ops = openapi_operations(connector.spec)
     validators: dict[tuple[str, str], Any] = {}
 
     def validator(which: str, doc: dict[str, Any], op: str) -> Any:
@@ -36,11 +37,9 @@ def revalidate_payloads(
         return validators[key]
 
     checked = 0
-    for case in load_cases(folder):
-        if case.expect_error or case.problems:
-            continue
+    for case, fixture in success_fixtures(folder):
         try:
-            requests = case.run(connector)
+            requests = fixture_requests(connector, fixture)
         except SluiceError:
             continue
         for req in requests:
@@ -60,7 +59,7 @@ def revalidate_payloads(
                     "breaking",
                     "payload_invalid",
                     endpoint,
-                    f"fixture {case.name}",
+                    f"fixture {case}",
                     "the request this fixture produces no longer validates: " + "; ".join(errors[:3]),
                 )
     return checked
