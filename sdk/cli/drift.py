@@ -46,15 +46,18 @@ def _emit(payload: str, out: Path | None) -> None:
         click.echo(payload)
 
 
+_footprint_option = click.option(
+    "--footprint",
+    "footprint_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a footprint file to use instead of NAME's",
+)
+
+
 def register(main: click.Group) -> None:
     @main.command("footprint")
     @click.argument("name", required=False)
-    @click.option(
-        "--footprint",
-        "footprint_file",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="a hand-written footprint file instead of NAME",
-    )
+    @_footprint_option
     @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
     def footprint_cmd(name: str | None, footprint_file: Path | None, as_json: bool) -> None:
         """What connector (or footprint) NAME uses at its vendor: operations, fields, responses, auth."""
@@ -72,12 +75,7 @@ def register(main: click.Group) -> None:
 
     @drift_group.command("spec")
     @click.argument("name", required=False)
-    @click.option(
-        "--footprint",
-        "footprint_file",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="judge against this footprint file instead of NAME's",
-    )
+    @_footprint_option
     @click.option("--old", "old", help="old description (file or URL); default: the pinned copy")
     @click.option(
         "--new", "new", help="new description (file or URL); default: where the pin says it is published"

@@ -39,6 +39,7 @@ from sdk.drift.footprint import (
     ResponseUse,
     merge_fields,
 )
+from sdk.drift.shapes import type_name
 from sdk.spec.model import DestinationSpec, Endpoint, Field_
 
 _TOKEN = re.compile(r"\{\{\s*([^}|]+?)\s*((?:\|\s*[a-z_0-9]+\s*)*)\}\}")
@@ -73,22 +74,6 @@ _CONTENT_TYPES = {
 }
 
 
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def dotted_to_pointer(path: str, array_marker: str = "[]") -> str:
     """``a.b``, ``items[].id`` or ``list.0.x`` → ``/a/b``, ``/items/*/id``, ``/list/*/x``."""
     parts: list[str] = []
@@ -120,7 +105,7 @@ def field_types(f: Field_, spec: DestinationSpec) -> tuple[list[str], list[Any] 
     if f.value is not None:
         tokens = _TOKEN.findall(f.value) if isinstance(f.value, str) else []
         if not tokens:
-            types.add(json_type(f.value))
+            types.add(type_name(f.value))
             values = [f.value]
         elif len(tokens) == 1 and _TOKEN.fullmatch(f.value.strip()) and not tokens[0][1].strip():
             root, _, rest = tokens[0][0].partition(".")
@@ -150,7 +135,7 @@ def field_types(f: Field_, spec: DestinationSpec) -> tuple[list[str], list[Any] 
     if unknown:
         return [], None
     if f.default is not None:
-        types.add(json_type(f.default))
+        types.add(type_name(f.default))
         if values is not None:
             values.append(f.default)
     if f.keep_null:
@@ -243,6 +228,18 @@ def _envelope(ep: Endpoint) -> str:
     return delivery_envelope(ep) + ("/*" if ep.body_format == "json_array" else "")
 
 
+def _param(name: str, template: str, location: str, source: str) -> ParamUse:
+    """A header or query parameter; its value is known when the template is a constant."""
+    static = "{{" not in template
+    return ParamUse(
+        pointer=name,
+        location=location,
+        types=["string"],  # type: ignore[arg-type]
+        values=[template] if static else None,
+        sources=[source],
+    )
+
+
 def footprint_from_spec(spec: DestinationSpec) -> Footprint:
     """The footprint ``spec`` declares (see the module docstring for what is derived)."""
     fp = Footprint(name=spec.name, vendor=spec.display_name, auth=_auth(spec))
@@ -275,27 +272,9 @@ def footprint_from_spec(spec: DestinationSpec) -> Footprint:
             if k.lower() == "content-type":
                 op.content_type = v if "{{" not in v else op.content_type
                 continue
-            static = "{{" not in v
-            op.params.append(
-                ParamUse(
-                    pointer=k,
-                    location="header",
-                    types=["string"],
-                    values=[v] if static else None,
-                    sources=[f"spec: endpoints.{name}.headers"],
-                )
-            )
+            op.params.append(_param(k, v, "header", f"spec: endpoints.{name}.headers"))
         for k, v in ep.params.items():
-            static = "{{" not in v
-            op.params.append(
-                ParamUse(
-                    pointer=k,
-                    location="query",
-                    types=["string"],
-                    values=[v] if static else None,
-                    sources=[f"spec: endpoints.{name}.params"],
-                )
-            )
+            op.params.append(_param(k, v, "query", f"spec: endpoints.{name}.params"))
         if spec.auth.type == "query" and spec.auth.name:
             op.params.append(
                 ParamUse(pointer=spec.auth.name, location="query", types=["string"], sources=["spec: auth"])

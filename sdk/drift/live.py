@@ -183,23 +183,16 @@ def _compare_answer(
             )
         return
     diff = shape_diff(old_shape, new_shape)
-    for p in diff["removed"]:
-        read = any(p == r or r.startswith(p + "/") for r in reads)
+    lost = [(p, "removed", "no longer in the answer", None, None) for p in diff["removed"]]
+    lost += [(p, "retyped", f"type {was} -> {now}", was, now) for p, was, now in diff["retyped"]]
+    for p, how, detail, was, now in lost:
+        read = any(p == r or r.startswith(p + "/") for r in reads)  # the connector's rules read it
         report.add(
             "breaking" if read else "warning",
-            "response_field_removed",
+            f"response_field_{how}",
             op,
             f"body {p or '/'}",
-            "a field the connector's rules read is gone" if read else "field no longer in the answer",
-        )
-    for p, was, now in diff["retyped"]:
-        read = any(p == r or r.startswith(p + "/") for r in reads)
-        report.add(
-            "breaking" if read else "warning",
-            "response_field_retyped",
-            op,
-            f"body {p or '/'}",
-            f"type {was} -> {now}",
+            ("read by the connector's response rules; " if read else "") + detail,
             was,
             now,
         )
