@@ -22,6 +22,7 @@ from sdk.errors import CertificationError
 
 CERT_FILE = "certification.json"
 DEFAULT_VALIDITY_DAYS = 90
+DEFAULT_CASSETTE_MAX_AGE_DAYS = 180
 
 
 class CheckResult(BaseModel):
@@ -39,6 +40,10 @@ class Certification(BaseModel):
     expires_at: dt.datetime
     checks: list[CheckResult] = Field(default_factory=list)
     files: list[str] = Field(default_factory=list)
+    # Drift (see the functions at the end): the pinned vendor description and the cassettes' age.
+    vendor_description: dict[str, Any] | None = None
+    cassettes_recorded_at: dt.datetime | None = None
+    cassette_max_age_days: int | None = None
 
 
 def repo_root_for(folder: Path) -> Path:
@@ -75,6 +80,7 @@ def write_certification(
     checks: list[CheckResult],
     validity_days: int = DEFAULT_VALIDITY_DAYS,
     now: dt.datetime | None = None,
+    cassette_max_age_days: int = DEFAULT_CASSETTE_MAX_AGE_DAYS,
 ) -> Certification:
     now = now or dt.datetime.now(dt.UTC)
     digest, names = content_hash(folder)
@@ -86,6 +92,7 @@ def write_certification(
         expires_at=now + dt.timedelta(days=validity_days),
         checks=checks,
         files=names,
+        **drift_record(folder, cassette_max_age_days),
     )
     (folder / CERT_FILE).write_text(json.dumps(cert.model_dump(mode="json"), indent=2) + "\n")
     return cert
@@ -109,6 +116,9 @@ def status(folder: Path, now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or dt.datetime.now(dt.UTC)
     if cert.expires_at < now:
         return {"certified": False, "reason": f"certification expired on {cert.expires_at.date()}"}
+    stale = cassettes_expired(cert, folder, now)
+    if stale:
+        return {"certified": False, "reason": stale}
     digest, _ = content_hash(folder)
     if digest != cert.content_hash:
         return {"certified": False, "reason": "files changed since certification"}
@@ -128,3 +138,86 @@ def verify(connector: Any, now: dt.datetime | None = None) -> None:
             f"connector {name!r} is not certified for production: {st['reason']}. "
             f"Run `sluice certify {name}` (or start with --allow-uncertified for development)"
         )
+
+
+# -- drift: pinned vendor description, cassette age, breaking drift against a newer description ------
+def pinned_description(folder: Path) -> dict[str, Any] | None:
+    """The vendor description the connector is pinned to: source, version and content hash of the copy."""
+    from sdk.drift.build import connector_footprint
+    from sdk.drift.document import load_description
+
+    fp = connector_footprint(folder)
+    path = fp.document_path()
+    if fp.description is None or path is None or not path.exists():
+        return None
+    doc = load_description(str(path))
+    return {
+        "source": fp.description.source,
+        "version": fp.description.version or doc.version,
+        "document": path.resolve().relative_to(folder.resolve()).as_posix(),
+        "sha256": doc.sha256,
+    }
+
+
+def oldest_cassette(folder: Path) -> dt.datetime | None:
+    """When the oldest of the connector's cassettes was recorded (None without dated cassettes)."""
+    from sdk.drift.cassettes import cassettes_folder, recorded_dates
+
+    dates = recorded_dates(cassettes_folder(folder))
+    return min(dates) if dates else None
+
+
+def drift_record(folder: Path, cassette_max_age_days: int = DEFAULT_CASSETTE_MAX_AGE_DAYS) -> dict[str, Any]:
+    """The drift fields of a new certificate."""
+    return {
+        "vendor_description": pinned_description(folder),
+        "cassettes_recorded_at": oldest_cassette(folder),
+        "cassette_max_age_days": cassette_max_age_days,
+    }
+
+
+def cassettes_expired(cert: Certification, folder: Path, now: dt.datetime) -> str | None:
+    """Why the certificate's cassettes are too old to vouch for the vendor any more, if they are.
+
+    Certificates written before this was recorded fall back to the cassettes on disk, which the content
+    hash guarantees are the certified ones.
+    """
+    recorded = cert.cassettes_recorded_at or oldest_cassette(folder)
+    if recorded is None:
+        return None
+    max_age = cert.cassette_max_age_days or DEFAULT_CASSETTE_MAX_AGE_DAYS
+    if recorded.tzinfo is None:
+        recorded = recorded.replace(tzinfo=dt.UTC)
+    if now - recorded <= dt.timedelta(days=max_age):
+        return None
+    return (
+        f"its oldest cassette was recorded on {recorded.date()}, more than {max_age} days ago: confirm the "
+        f"vendor's answers with `sluice drift live {cert.integration} --stamp`, then re-certify"
+    )
+
+
+def newer_description(folder: Path) -> Path | None:
+    """A newer vendor description present for the connector: ``.sluice/drift/<name>/latest.*``."""
+    cache = repo_root_for(folder) / ".sluice" / "drift" / folder.name
+    found = sorted(cache.glob("latest.*")) if cache.is_dir() else []
+    return found[0] if found else None
+
+
+def drift_check(folder: Path, against: str | None = None) -> tuple[CheckResult | None, list[str]]:
+    """Spec drift of the pinned description against a newer one (``against``, or one found present).
+
+    Returns the check for the certificate (None when there is nothing to compare) and the breaking
+    changes, each as a line.
+    """
+    from sdk.drift.build import connector_footprint
+    from sdk.drift.spec_check import check_spec
+
+    location = against or (str(p) if (p := newer_description(folder)) else None)
+    fp = connector_footprint(folder)
+    if location is None or fp.document_path() is None:
+        return None, []
+    report = check_spec(fp, None, location, connector_folder=folder).report
+    lines = [
+        f"{c.kind} {c.operation} {c.where}: {c.detail}" for c in report.changes if c.severity == "breaking"
+    ]
+    return CheckResult(name="vendor_drift", passed=0 if lines else 1, failed=1 if lines else 0), lines

@@ -221,3 +221,22 @@ SELECT destination, state, count(*) AS n FROM delivery_jobs GROUP BY destination
 
 -- name: gateway_backlog
 SELECT (SELECT last_value FROM gateway_jobs_id_seq) - (SELECT last_id FROM processor_cursor WHERE name = 'processor');
+
+-- name: vendor_signals_upsert
+-- Runtime drift signals, one statement per flush (keys are unique within a flush).
+INSERT INTO vendor_signals AS s (integration, destination, kind, signal, detail, example, count, first_seen,
+                                 last_seen)
+SELECT * FROM unnest(%(integrations)s::text[], %(destinations)s::text[], %(kinds)s::text[],
+                     %(signals)s::text[], %(details)s::text[], %(examples)s::jsonb[], %(counts)s::bigint[],
+                     %(firsts)s::timestamptz[], %(lasts)s::timestamptz[])
+ON CONFLICT (integration, destination, kind, signal) DO UPDATE
+   SET count = s.count + EXCLUDED.count,
+       first_seen = LEAST(s.first_seen, EXCLUDED.first_seen),
+       last_seen = GREATEST(s.last_seen, EXCLUDED.last_seen);
+
+-- name: vendor_signals_list
+SELECT integration, destination, kind, signal, detail, example, count, first_seen, last_seen
+  FROM vendor_signals
+ WHERE (%(name)s::text IS NULL OR integration = %(name)s OR destination = %(name)s)
+ ORDER BY last_seen DESC, integration, destination, kind, signal
+ LIMIT %(limit)s;

@@ -44,6 +44,7 @@ from psycopg_pool import AsyncConnectionPool
 from pipeline import metrics
 from pipeline.config import Destination
 from pipeline.queue.db import q
+from pipeline.router import telemetry
 from pipeline.router.guard import AddressGuard, Refused
 from pipeline.router.limits import Throttle, TokenBucket
 from sdk.classify import Classification, Outcome, classify_exception
@@ -384,6 +385,7 @@ class DestinationWorker:
         finally:
             self.clients.put_nowait(client)
         metrics.REQUESTS_SENT.labels(self.name, str(answer.status)).inc()
+        telemetry.observe(self, req, answer)
         c: Classification = self.connector.classify(answer.status, answer.headers, answer.body)
         if c.outcome is Outcome.THROTTLE:
             self.throttle.hit(c.retry_after)

@@ -14,7 +14,9 @@ COMMAND_MODULES = (
     "sdk.cli.schema",
     "sdk.cli.connectors",
     "sdk.cli.openapi",
+    "sdk.cli.drift",
     "pipeline.cli",
+    "pipeline.telemetry_cli",
     "pipeline.devsink",
 )
 

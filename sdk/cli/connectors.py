@@ -55,9 +55,15 @@ def run_contract_suite(names: list[str], workers: int = 0, extra: list[str] | No
         return data
 
 
-def certify_names(names: list[str], workers: int = 0, validity_days: int = 90) -> dict[str, dict[str, Any]]:
+def certify_names(
+    names: list[str],
+    workers: int = 0,
+    validity_days: int = 90,
+    against: str | None = None,
+    cassette_max_age_days: int = 180,
+) -> dict[str, dict[str, Any]]:
     """Run the suite and write certification.json per integration; a failing run records its failures."""
-    from sdk.certification import CheckResult, write_certification
+    from sdk.certification import CheckResult, drift_check, write_certification
     from sdk.registry import clear_caches, integrations_dir
 
     report = run_contract_suite(names, workers)
@@ -65,16 +71,24 @@ def certify_names(names: list[str], workers: int = 0, validity_days: int = 90) -
     for name in names:
         counts = report["integrations"].get(name, {})
         checks = [CheckResult(name=k.removeprefix("test_"), **v) for k, v in sorted(counts.items())]
+        drift, drift_failures = drift_check(integrations_dir() / name, against)
+        if drift is not None:
+            checks.append(drift)
         missing = [c for c in REQUIRED_CHECKS if counts.get(c, {}).get("passed", 0) == 0]
         failed = sum(c.failed for c in checks)
         ok = not failed and not missing
         if missing and not failed:
             checks.append(CheckResult(name="missing_checks:" + ",".join(missing), passed=0, failed=1))
-        write_certification(integrations_dir() / name, checks, validity_days=validity_days)
+        write_certification(
+            integrations_dir() / name,
+            checks,
+            validity_days=validity_days,
+            cassette_max_age_days=cassette_max_age_days,
+        )
         results[name] = {
             "certified": ok,
             "checks": {c.name: c.model_dump(exclude={"name"}) for c in checks},
-            "failures": report.get("failures", {}).get(name, []),
+            "failures": report.get("failures", {}).get(name, []) + drift_failures,
             "missing": missing,
         }
     clear_caches()
@@ -195,8 +209,25 @@ def register(main: click.Group) -> None:
     @click.option("--all", "all_", is_flag=True, help="certify every integration")
     @click.option("-n", "--workers", default=0, type=int, help="pytest-xdist workers (0: in-process)")
     @click.option("--days", default=90, type=int, help="validity of the certification")
+    @click.option(
+        "--against",
+        default=None,
+        help="a newer vendor description (file or URL); fail on breaking drift against it "
+        "(default: .sluice/drift/<name>/latest.* when present)",
+    )
+    @click.option(
+        "--cassette-max-age", default=180, type=int, show_default=True, help="days before cassettes expire"
+    )
     @click.option("--json", "as_json", is_flag=True, help="print the per-check results as JSON")
-    def certify_cmd(name: str | None, all_: bool, workers: int, days: int, as_json: bool) -> None:
+    def certify_cmd(
+        name: str | None,
+        all_: bool,
+        workers: int,
+        days: int,
+        against: str | None,
+        cassette_max_age: int,
+        as_json: bool,
+    ) -> None:
         """Run the contract suite for NAME (or --all) and write integrations/<name>/certification.json."""
         if not name and not all_:
             raise click.UsageError("name an integration or pass --all")
@@ -204,7 +235,7 @@ def register(main: click.Group) -> None:
             names = _names(name, all_)
         except SluiceError as e:
             raise click.ClickException(e.message) from e
-        results = certify_names(names, workers, days)
+        results = certify_names(names, workers, days, against, cassette_max_age)
         if as_json:
             click.echo(json.dumps(results, indent=2))
         for n, r in results.items():

@@ -1,4 +1,4 @@
-"""``sluice openapi extract|diff|drift``: vendor OpenAPI documents, reduced and compared."""
+"""``sluice openapi extract|diff``: vendor OpenAPI documents, reduced and compared."""
 
 from __future__ import annotations
 
@@ -47,65 +47,28 @@ def register(main: click.Group) -> None:
         )
 
     @openapi_group.command("diff")
-    @click.argument("old_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.argument("new_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.argument("old_file")
+    @click.argument("new_file")
     @click.option(
         "--operation", "operations", multiple=True, required=True, help="'METHOD /path' (repeatable)"
     )
     @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
-    def diff_cmd(old_file: Path, new_file: Path, operations: tuple[str, ...], as_json: bool) -> None:
-        """Show request-contract changes of OPERATIONs from OLD_FILE to NEW_FILE.
+    def diff_cmd(old_file: str, new_file: str, operations: tuple[str, ...], as_json: bool) -> None:
+        """Every request and response change of OPERATIONs from OLD_FILE to NEW_FILE, with severities.
 
-        Exits 1 when any change is breaking.
+        Judges as if a connector sent every field the old description declares; to judge only what a
+        connector uses, see `sluice drift spec`. Exits 1 when any change is breaking.
         """
-        from dataclasses import asdict
-
-        from sdk.openapi.drift import diff_operation
-        from sdk.openapi.extract import load_document
+        from sdk.drift.compare import compare_descriptions
+        from sdk.drift.document import Library, load_description
+        from sdk.drift.footprint import whole_operations_footprint
 
         try:
-            old, new = load_document(old_file), load_document(new_file)
-            result = {op: diff_operation(old, new, op) for op in operations}
+            lib = Library()
+            old, new = load_description(old_file, lib), load_description(new_file, lib)
+            report = compare_descriptions(whole_operations_footprint(old, list(operations)), old, new)
         except SluiceError as e:
             raise click.ClickException(e.message) from e
-        if as_json:
-            click.echo(json.dumps({op: [asdict(c) for c in cs] for op, cs in result.items()}, indent=2))
-        else:
-            for op, cs in result.items():
-                click.echo(f"{op}: {len(cs)} change(s)")
-                for c in cs:
-                    click.echo(f"  {'BREAKING ' if c.breaking else ''}{c.kind} {c.path}: {c.detail}")
-        if any(c.breaking for cs in result.values() for c in cs):
+        click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.render(show_all=True))
+        if report.breaking:
             raise SystemExit(1)
-
-    @openapi_group.command("drift")
-    @click.argument("name")
-    @click.argument("vendor_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
-    def drift_cmd(name: str, vendor_file: Path, as_json: bool) -> None:
-        """Check integration NAME against a newer VENDOR_FILE; exit 1 if its requests no longer validate."""
-        from sdk.openapi.drift import check_connector
-        from sdk.registry import find_folder
-
-        try:
-            report = check_connector(find_folder(name), vendor_file)
-        except SluiceError as e:
-            raise click.ClickException(e.message) from e
-        if as_json:
-            click.echo(json.dumps(report.to_dict(), indent=2))
-        else:
-            for op, cs in report.changes.items():
-                click.echo(f"{op}: {len(cs)} change(s)")
-                for c in cs:
-                    click.echo(f"  {'BREAKING ' if c.breaking else ''}{c.kind} {c.path}: {c.detail}")
-            click.echo(
-                f"payloads checked: {report.checked_payloads}; invalid now: {len(report.invalid_payloads)}"
-            )
-            for p in report.invalid_payloads:
-                click.echo(f"  {p['case']} ({p['operation']}): {'; '.join(p['errors'])}")
-        if report.affected:
-            raise click.ClickException(
-                f"{name} is affected by drift in {vendor_file}: update its spec/mapper, "
-                f"re-extract the document "
-                f"with `sluice openapi extract`, rebuild cassettes and re-certify"
-            )
