@@ -398,6 +398,10 @@ class Compiler:
             )
         builder = getattr(self, f"_d_{kind}")
         expr: Expr = builder(node, where)
+        if kind == "switch" and "default" in node:
+            # A switch's `default` is its own option (the value for unlisted cases, an expression), not the
+            # generic modifier: a default case computing null stays null, not the option's own text.
+            node = {k: v for k, v in node.items() if k != "default"}
         return self._modifiers(expr, node, where)
 
     def _modifiers(self, expr: Expr, node: dict[str, Any], where: str) -> Expr:
