@@ -533,6 +533,10 @@ class Generator:
             test = f'{v} is not _M and {v} is not None and {v} != ""'
             w.emit(f"{out} = {test}" if kind == "present" else f"{out} = not ({test})")
             return out
+        if keys == {"has"}:
+            v, _ = self.value(w, node["has"], f"{where}.has")
+            w.emit(f"{out} = {v} is not _M")
+            return out
         if "of" in keys:
             tests = [k for k in ("eq", "ne", "in", "not_in", "same_as", "matches") if k in node]
             if len(tests) != 1 or keys - {"of", tests[0], "ci", "loose"}:
