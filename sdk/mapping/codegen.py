@@ -148,7 +148,7 @@ class Generator:
                 DIRECTIVE_OPTIONS[kind]
             ):
                 raise _Unsupported
-            if {"omit", "pick", "lenient"} & set(node):
+            if {"omit", "pick", "rename", "lenient"} & set(node):
                 raise _Unsupported
             if kind == "lookup" and "default" in node and isinstance(node["default"], dict | list):
                 raise _Unsupported
