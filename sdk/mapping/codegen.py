@@ -117,7 +117,12 @@ class Generator:
         """Emit code computing ``node``; returns (expression of the result, whether it is fresh)."""
         mark = w.mark()
         try:
-            return self._value(w, node, where)
+            atom, fresh = self._value(w, node, where)
+            if not atom.isidentifier():  # a literal: give it a name, so tests on it stay plain comparisons
+                name = w.tmp()
+                w.emit(f"{name} = {atom}")
+                atom = name
+            return atom, fresh
         except (_Unsupported, ExprSyntaxError):
             w.rollback(mark)
             fn = self.compiler.value(node, where).fn

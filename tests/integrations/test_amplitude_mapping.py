@@ -259,9 +259,10 @@ def test_custom_page_and_screen_names_from_settings(am):
 
 
 def test_page_name_template_cannot_read_settings(am):
-    cfg = {**CFG, "useUserDefinedPageEventName": True, "userProvidedPageEventString": "{{ settings.apiKey }}"}
-    with pytest.raises(ConfigurationError):
-        am.transform({"type": "page", "userId": "u-1", "name": "Home"}, cfg, CTX)
+    """A user's template is sandboxed: it reads only the event, so it cannot copy the API key into data."""
+    cfg = {**CFG, "useUserDefinedPageEventName": True, "userProvidedPageEventString": "x{{ settings.apiKey }}"}
+    [req] = am.transform({"type": "page", "userId": "u-1", "name": "Home"}, cfg, CTX)
+    assert req.json_body["events"][0]["event_type"] == "x"
 
 
 def test_group_value_must_be_text_or_number(am):
