@@ -260,7 +260,8 @@ def test_custom_page_and_screen_names_from_settings(am):
 
 def test_page_name_template_cannot_read_settings(am):
     """A user's template is sandboxed: it reads only the event, so it cannot copy the API key into data."""
-    cfg = {**CFG, "useUserDefinedPageEventName": True, "userProvidedPageEventString": "x{{ settings.apiKey }}"}
+    template = "x{{ settings.apiKey }}"
+    cfg = {**CFG, "useUserDefinedPageEventName": True, "userProvidedPageEventString": template}
     [req] = am.transform({"type": "page", "userId": "u-1", "name": "Home"}, cfg, CTX)
     assert req.json_body["events"][0]["event_type"] == "x"
 
