@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 
 from pipeline.config import ConfigError, SluiceConfig
+from pipeline.gateway.connections import server_config
 from pipeline.gateway.http import Gateway
 from pipeline.gateway.writer import GroupWriter
 from pipeline.processor.processor import Processor
@@ -375,22 +376,16 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-async def serve(pipeline: Pipeline, host: str = "127.0.0.1", port: int = 8080) -> None:
+async def serve(
+    pipeline: Pipeline, host: str = "127.0.0.1", port: int = 8080, sockets: list[Any] | None = None
+) -> None:
     """Run until SIGINT/SIGTERM (uvicorn stops accepting and finishes in-flight requests), then drain."""
     await pipeline.start()
     server = _Server(
-        uvicorn.Config(
-            pipeline.asgi(),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=20,
-        )
+        server_config(pipeline.asgi(), pipeline.config.gateway, host, port, timeout_graceful_shutdown=20)
     )
     try:
-        await server.serve()
+        await server.serve(sockets=sockets)
     finally:
         await pipeline.stop()
 
@@ -437,14 +432,7 @@ class ThreadedPipeline:
             self.pipeline = Pipeline(self.config, self.dsn, **self.kwargs)
             await self.pipeline.start()
             self._server = uvicorn.Server(
-                uvicorn.Config(
-                    self.pipeline.asgi(),
-                    host="127.0.0.1",
-                    port=0,
-                    log_level="warning",
-                    access_log=False,
-                    lifespan="off",
-                )
+                server_config(self.pipeline.asgi(), self.config.gateway, "127.0.0.1", 0)
             )
             self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             serve_task = asyncio.create_task(self._server.serve())

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.gateway.events import EventError
+from pipeline.gateway.events import MAX_DEPTH, EventError, nesting_exceeds
 
 # Server-added fields (messageId, receivedAt, timestamp) may push an event at the client's own
 # limit slightly over; they are not the client's fault.
@@ -65,6 +65,12 @@ def _too_large(i: int, max_event: int) -> EventError:
     return EventError(f"event {i} is larger than {max_event} bytes; trim its properties", 413, "too_large")
 
 
+def _too_deep(i: int) -> EventError:
+    return EventError(
+        f"event {i} nests objects/arrays more than {MAX_DEPTH} levels deep; flatten its properties"
+    )
+
+
 def _nul(i: int) -> EventError:
     return EventError(f"event {i} contains a NUL character (\\u0000), which cannot be stored")
 
@@ -103,9 +109,12 @@ def copy_lines(events: list[Any], prefix: bytes, max_event: int, fast: bool) -> 
             text = _dumps(ev)
         except _OrjsonEncodeError:
             # Nesting deeper than orjson's encoder allows (it parses deeper than it writes).
-            text = _std_encode(ev).encode("utf-8")
+            raise _too_deep(i) from None
         if len(text) > limit:
             raise _too_large(i, max_event)
+        # Depth needs at least MAX_DEPTH brackets: two C-speed counts spare the walk for nearly every event.
+        if text.count(b"{") + text.count(b"[") > MAX_DEPTH and nesting_exceeds(ev):
+            raise _too_deep(i)
         if b"\\" in text:
             if b"\\u0000" in text and _has_nul_escape(text):
                 raise _nul(i)
@@ -120,6 +129,8 @@ def _copy_lines_std(events: list[Any], prefix: bytes, max_event: int, limit: int
     """The stdlib path, for payloads orjson did not parse (rare: see the module docstring)."""
     texts = []
     for i, ev in enumerate(events):
+        if nesting_exceeds(ev):
+            raise _too_deep(i)
         try:
             text = _std_encode(ev)
         except ValueError:
