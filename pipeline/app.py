@@ -27,6 +27,7 @@ from pipeline.config import ConfigError, SluiceConfig
 from pipeline.gateway.connections import server_config
 from pipeline.gateway.http import Gateway
 from pipeline.gateway.writer import GroupWriter
+from pipeline.processor.health import problems, processor_state
 from pipeline.processor.processor import Processor
 from pipeline.queue.db import connect, migrate, q, redact_dsn
 from pipeline.router.guard import AddressGuard
@@ -140,6 +141,7 @@ class Pipeline:
         self.gateway = Gateway(config, self.writer, self._health_state)
         self.gateway.unprocessed = lambda: self.unprocessed
         self.unprocessed = 0
+        self.processor_health: dict[str, Any] = {}
         self.pool: AsyncConnectionPool | None = None
         self.processor: Processor | None = None
         self.router: Router | None = None
@@ -160,12 +162,12 @@ class Pipeline:
     def _health_state(self) -> dict[str, Any]:
         if self.supervisor is not None:
             alive = self.supervisor.alive
-            return {"ready": self.ready and alive, "workers": "running" if alive else "starting"}
-        return {
-            "ready": self.ready,
-            "leader": self.leader.held,
-            "destinations": sorted(self.workers),
-        }
+            state = {"ready": self.ready and alive, "workers": "running" if alive else "starting"}
+        else:
+            state = {"ready": self.ready, "leader": self.leader.held, "destinations": sorted(self.workers)}
+        state["processor"] = dict(self.processor_health)
+        state["problems"] = problems(self.processor_health, self.config.processor.max_lag_s)
+        return state
 
     def asgi(self) -> Starlette:
         return Starlette(routes=self.gateway.routes())
@@ -238,9 +240,9 @@ class Pipeline:
                     await conn.execute(q("ensure_gateway_partitions"), {"extra": 0})
                     await conn.execute(q("ensure_delivery_partitions"), {"extra": 0})
                     await conn.execute(q("ensure_dedupe_partitions"))
-                    cur = await conn.execute(q("gateway_backlog"))
-                    row = await cur.fetchone()
-                    self.unprocessed = int(row[0] or 0) if row else 0
+                    cur = await conn.execute(q("processor_health"))
+                    self.processor_health = processor_state(await cur.fetchone())
+                    self.unprocessed = self.processor_health.get("backlog", 0)
                     if time.monotonic() - last_drop > 5 and self.leader.held:
                         last_drop = time.monotonic()
                         async with conn.transaction():

@@ -284,7 +284,8 @@ class Gateway:
         state = self.is_ready()
         ok = state.get("ready") and self.writer.connected
         state["database"] = "up" if self.writer.connected else "unreachable"
-        state["status"] = "ok" if ok else "unavailable"
+        # Degraded: still accepting and persisting events (200), but delivery is behind or failing.
+        state["status"] = ("degraded" if state.get("problems") else "ok") if ok else "unavailable"
         return JSONResponse(state, status_code=200 if ok else 503)
 
     async def metrics(self, request: Request) -> Response:

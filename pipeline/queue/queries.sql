@@ -52,8 +52,25 @@ SELECT last_id FROM processor_cursor WHERE name = 'processor';
 SELECT id, source, event FROM gateway_jobs WHERE id > %(after)s ORDER BY id LIMIT %(limit)s;
 
 -- name: processor_advance
-UPDATE processor_cursor SET last_id = %(to)s, updated_at = now()
+UPDATE processor_cursor SET last_id = %(to)s, updated_at = now(), failing_since = NULL,
+       isolated = isolated + %(isolated)s
  WHERE name = 'processor' AND last_id = %(from)s;
+
+-- name: processor_failed
+UPDATE processor_cursor SET failing_since = coalesce(failing_since, now()), last_error = %(error)s,
+       last_error_at = now()
+ WHERE name = 'processor';
+
+-- name: processor_health
+-- What /health says about the processor: unprocessed gateway jobs, the age of the oldest one, and
+-- whether hand-offs are failing.
+SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM gateway_jobs_id_seq) - c.last_id AS backlog,
+       coalesce(extract(epoch FROM now() - (SELECT g.received_at FROM gateway_jobs g
+                                              WHERE g.id > c.last_id ORDER BY g.id LIMIT 1)), 0)::float8 AS lag_s,
+       extract(epoch FROM now() - c.failing_since)::float8 AS failing_for_s,
+       c.last_error, c.last_error_at, c.isolated
+  FROM processor_cursor c
+ WHERE c.name = 'processor';
 
 -- name: dedupe_seen
 -- ids arrive as one JSON array (much cheaper to pass from Python than a text[] of thousands).
@@ -218,6 +235,3 @@ RETURNING d.id, ins.id AS job_id;
 
 -- name: queue_stats
 SELECT destination, state, count(*) AS n FROM delivery_jobs GROUP BY destination, state ORDER BY 1, 2;
-
--- name: gateway_backlog
-SELECT (SELECT last_value FROM gateway_jobs_id_seq) - (SELECT last_id FROM processor_cursor WHERE name = 'processor');
