@@ -220,6 +220,9 @@ SELECT id FROM dead_letters
  ORDER BY coalesce(gateway_job_id, 0), coalesce(job_id, 0), id
  FOR UPDATE;
 
+-- name: dlq_replay_destinations
+SELECT destination, count(*) FROM dead_letters WHERE id = ANY(%(ids)s) GROUP BY destination ORDER BY 1;
+
 -- name: dlq_replay_insert
 -- Re-enqueue as new delivery jobs, in original order; requests NULL so the current connector re-maps.
 WITH src AS (

@@ -102,3 +102,74 @@ def test_sluice_up_reports_a_bad_file_and_exits_nonzero(tmp_path):
     assert "sources[0].write_key: required key is missing" in r.output
     r = CliRunner().invoke(main, ["up", "--config", str(tmp_path / "missing.yaml")])
     assert r.exit_code != 0 and "no such file" in r.output
+
+
+def webhook_dest(**config):
+    return {"name": "hook", "integration": "webhook", "config": config}
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [
+        ({"webhookUrl": "not a url"}, "destinations[0] (hook).config.webhookUrl: webhookUrl must be"),
+        ({"webhookUrl": "ftp://files.example.com/in"}, "destinations[0] (hook).config.webhookUrl:"),
+        (
+            {"webhookUrl": "https://example.com/in", "headers": [{"from": "X Bad", "to": "1"}]},
+            "destinations[0] (hook).config.headers[0].from: header name 'X Bad'",
+        ),
+        (
+            {"webhookUrl": "https://example.com/in", "headers": [{"from": "Content-Length", "to": "1"}]},
+            "(hook).config.headers[0].from: header 'content-length' is set by the HTTP client",
+        ),
+        (
+            {"webhookUrl": "https://example.com/in", "headers": [{"from": "Transfer-Encoding", "to": "x"}]},
+            "cannot be configured",
+        ),
+    ],
+)
+def test_destination_configs_that_cannot_send_are_refused_at_start(config, fragment):
+    cfg = parse_config(pipeline_config([webhook_dest(**config)]))
+    with pytest.raises(ConfigError) as e:
+        load_connectors(cfg, allow_uncertified=True)
+    assert fragment in str(e.value)
+
+
+def test_declarative_destination_urls_are_checked_too():
+    cfg = parse_config(
+        pipeline_config([{"name": "s", "integration": "strictbox", "config": {"url": "ftp://x/y"}}])
+    )
+    with pytest.raises(
+        ConfigError, match=r"destinations\[0\] \(s\)\.config\.url: the destination URL uses scheme 'ftp'"
+    ):
+        load_connectors(cfg, allow_uncertified=True, root=TEST_INTEGRATIONS)
+
+
+def test_valid_destination_configs_still_start():
+    ok = webhook_dest(webhookUrl="https://example.com/in", headers=[{"from": "X-Api-Key", "to": "k"}])
+    assert set(load_connectors(parse_config(pipeline_config([ok])), allow_uncertified=True)) == {"hook"}
+
+
+def test_duplicate_yaml_keys_are_refused_with_their_path(tmp_path):
+    f = tmp_path / "sluice.yaml"
+    f.write_text(
+        "sources:\n  - name: web\n    write_key: k\n"
+        "destinations:\n  - name: hook\n    integration: webhook\n    config:\n"
+        "      webhookUrl: https://a.example.com/\n      webhookUrl: https://b.example.com/\n"
+        "connections:\n  - source: web\n    destinations: [hook]\n"
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert "destinations[0].config: duplicate key 'webhookUrl' (first given on line 8)" in str(e.value)
+    r = CliRunner().invoke(main, ["up", "--config", str(f), "--database-url", "postgresql://unused"])
+    assert r.exit_code != 0 and "duplicate key 'webhookUrl'" in r.output
+
+
+def test_sluice_up_refuses_a_destination_that_cannot_send(tmp_path):
+    f = tmp_path / "sluice.yaml"
+    f.write_text(
+        "sources: [{name: web, write_key: k}]\n"
+        "destinations: [{name: hook, integration: webhook, config: {webhookUrl: 'ftp://x.example.com/'}}]\n"
+        "connections: [{source: web, destinations: [hook]}]\n"
+    )
+    r = CliRunner().invoke(main, ["up", "--config", str(f), "--database-url", "postgresql://unused"])
+    assert r.exit_code != 0 and "destinations[0] (hook).config.webhookUrl" in r.output
