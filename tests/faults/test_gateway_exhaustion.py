@@ -38,16 +38,25 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def send_raw(port: int, head: bytes, body: bytes) -> bytes:
-    """Send a request (as much of the body as the server takes) and return the start of its answer."""
+def send_held(port: int, head: bytes, body: bytes, barrier: threading.Barrier) -> bytes:
+    """Send a request with all of its body but the last byte, wait until every attacker got that far
+    (so all bodies are in flight at once), send the last byte and return the start of the answer."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-            s.sendall(head)
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
             try:
-                s.sendall(body)
+                s.sendall(head)
+                s.sendall(body[:-1])
             except OSError:
                 pass  # refused before the body: the server closed the connection
-            s.settimeout(30)
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                pass
+            try:
+                s.sendall(body[-1:])
+            except OSError:
+                pass
+            s.settimeout(60)
             try:
                 return s.recv(200)
             except OSError:
@@ -90,9 +99,12 @@ def test_unauthenticated_large_bodies_do_not_take_the_memory(request, pg_dsn, tm
     watcher = threading.Thread(target=health_keeps_answering, args=(sluice.url, stop, codes))
     watcher.start()
     try:
+        barrier = threading.Barrier(ATTACKERS, timeout=60)
         with ThreadPoolExecutor(max_workers=ATTACKERS) as pool:
-            jobs = [pool.submit(send_raw, sluice.port, header_key, body_key) for _ in range(ATTACKERS // 2)]
-            jobs += [pool.submit(send_raw, sluice.port, no_header, body_key) for _ in range(ATTACKERS // 2)]
+            jobs = [
+                pool.submit(send_held, sluice.port, head, body_key, barrier)
+                for head in [header_key] * (ATTACKERS // 2) + [no_header] * (ATTACKERS // 2)
+            ]
             answers = [j.result() for j in jobs]
     finally:
         stop.set()
