@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 
 from pipeline.config import ConfigError, SluiceConfig
-from pipeline.config_checks import check_destination
+from pipeline.config_checks import check_destination, setting_path
 from pipeline.gateway.connections import server_config
 from pipeline.gateway.http import Gateway
 from pipeline.gateway.writer import GroupWriter
@@ -61,7 +61,7 @@ def load_connectors(
         try:
             connector.check_config(d.config)
         except SluiceError as e:
-            raise ConfigError(f"{where}.config: {e.message}") from None
+            raise ConfigError(f"{where}.config{setting_path(d.config, e.message)}: {e.message}") from None
         check_destination(connector, d.config, where)
         out[d.name] = connector
     return out

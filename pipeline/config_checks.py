@@ -69,7 +69,7 @@ def check_destination(connector: Connector, config: dict[str, Any], where: str) 
             _check_request(r.method, r.url, r.headers, config, where)
     if config_errors and not produced:
         message = config_errors[0]
-        raise ConfigError(f"{where}.config{_path_in(config, message)}: {message}")
+        raise ConfigError(f"{where}.config{setting_path(config, message)}: {message}")
 
 
 def _check_request(
@@ -111,7 +111,7 @@ def _setting_holding(config: dict[str, Any], predicate: Any) -> str:
     return max(hits)[1] if hits else ""
 
 
-def _path_in(config: dict[str, Any], message: str) -> str:
+def setting_path(config: dict[str, Any], message: str) -> str:
     """Best guess of the setting a connector's message is about: a value it quotes, else a key it names."""
     quoted = _setting_holding(
         config, lambda v: bool(v) and (repr(v) in message or repr(v.strip()) in message)

@@ -471,8 +471,17 @@ def _start(data_dir: Path, timeout: float) -> None:
             os.chown(pwfile, pw.pw_uid, pw.pw_gid)
         try:
             runner.run(
-                ["initdb", "-D", str(data_dir), "-U", SUPERUSER, "--auth=scram-sha-256",
-                 f"--pwfile={pwfile}", "--encoding=UTF8", "--no-instructions"],
+                [
+                    "initdb",
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
                 timeout=max(timeout, 120),
             )
         finally:
@@ -492,8 +501,19 @@ def _start(data_dir: Path, timeout: float) -> None:
     # A crashed server can leave a stale postmaster.pid; postgres itself detects and replaces it.
     opts = f"-k {sock} -p {SOCKET_PORT} -c listen_addresses=''"
     res = runner.run(
-        ["pg_ctl", "-D", str(data_dir), "-w", "-t", str(int(timeout)), "-l", str(logdir / "server.log"),
-         "-o", opts, "start"],
+        [
+            "pg_ctl",
+            "-D",
+            str(data_dir),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "-l",
+            str(logdir / "server.log"),
+            "-o",
+            opts,
+            "start",
+        ],
         timeout=timeout + 30,
         check=False,
     )

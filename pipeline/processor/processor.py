@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from pipeline import metrics
 from pipeline.config import Destination, SluiceConfig
+from pipeline.gateway.wire import loads_exact
 from pipeline.processor.keys import bounded, dedupe_key
 from pipeline.processor.routing import integration_enabled, passes_filters, user_key
 from pipeline.queue.db import copy_json, copy_text, q
@@ -122,7 +123,7 @@ class Processor:
             row = await cur.fetchone()
             after = row[0] if row else 0
             cur = await conn.execute(q("processor_read"), {"after": after, "limit": self.batch_size})
-            rows = await cur.fetchall()
+            rows = [(gid, source, _parse(text)) for gid, source, text in await cur.fetchall()]
             if not rows:
                 return 0
             await self._hand_off_or_split(conn, rows, after)
@@ -160,7 +161,10 @@ class Processor:
         await self._hand_off_or_split(conn, rows[half:], rows[half - 1][0])
 
     async def _hand_off(self, conn: psycopg.AsyncConnection, rows: list[Any], after: int) -> None:
-        keys = [dedupe_key(source, ev.get("messageId")) for _, source, ev in rows if isinstance(ev, dict)]
+        for gid, _, ev in rows:
+            if isinstance(ev, Unreadable):
+                raise ev.error(gid)
+        keys = [dedupe_key(source, ev.get("messageId")) for _, source, ev in rows]
         seen: set[str] = set()
         dedupe = self.window_s > 0
         if dedupe and keys:
@@ -238,41 +242,23 @@ class Processor:
 
     async def _isolate(self, conn: psycopg.AsyncConnection, row: Any, after: int, reason: str) -> None:
         """Dead-letter one event that cannot be handed off, for each destination it was meant for, and
-        move the cursor past it. If even the event cannot be stored again, a stub names it instead."""
+        move the cursor past it (one transaction)."""
         gid, source, ev = row
-        ev = ev if isinstance(ev, dict) else {"event": ev}
         names = [t.dest.name for t in self.by_source.get(source, [])] or [f"(source {source})"]
-        ukey = bounded(user_key(ev))
-        mid = bounded(str(ev.get("messageId")))
-        why = f"unprocessable: the event could not be handed off to delivery ({reason})"
-        for event_text in (
-            json.dumps(ev, separators=(",", ":"), ensure_ascii=False),
-            json.dumps(
-                {"gateway_job_id": gid, "source": source, "note": "the event itself could not be stored"}
-            ),
-        ):
-            dead = {
-                "gateway_ids": [gid] * len(names),
-                "destinations": names,
-                "users": [ukey] * len(names),
-                "message_ids": [mid] * len(names),
-                "events": [event_text] * len(names),
-                "reasons": [why] * len(names),
-            }
-            try:
-                async with conn.transaction():
-                    await conn.execute(q("transform_dead_letters"), dead)
-                    await self._advance(conn, after, gid, 1)
-            except Exception as e:  # noqa: BLE001 - try the stub; transient errors propagate
-                if _transient(e) or isinstance(e, CursorMoved):
-                    raise
-                log.error("processor: could not dead-letter gateway job %d with its event: %s", gid, e)
-                continue
-            for name in names:
-                metrics.DEAD_LETTERS.labels(name, "transform").inc()
-            log.error("processor: gateway job %d (messageId %s) dead-lettered: %s", gid, mid[:80], reason)
-            return
-        raise RuntimeError(f"gateway job {gid} can be neither handed off nor dead-lettered: {reason}")
+        readable = isinstance(ev, dict)
+        args = {
+            "gateway_id": gid,
+            "destinations": names,
+            "user": bounded(user_key(ev)) if readable else "(unreadable)",
+            "message_id": bounded(str(ev.get("messageId"))) if readable else None,
+            "reason": f"unprocessable: the event could not be handed off to delivery ({reason})",
+        }
+        async with conn.transaction():
+            await conn.execute(q("isolate_dead_letters"), args)
+            await self._advance(conn, after, gid, 1)
+        for name in names:
+            metrics.DEAD_LETTERS.labels(name, "transform").inc()
+        log.error("processor: gateway job %d dead-lettered for %s: %s", gid, ", ".join(names), reason)
 
     @staticmethod
     async def _advance(conn: psycopg.AsyncConnection, after: int, to: int, isolated: int) -> None:
@@ -305,6 +291,25 @@ class Processor:
             async with conn.transaction():
                 async with conn.cursor().copy(q("delivery_copy")) as copy:
                     await copy.write(data)
+
+
+class Unreadable:
+    """A stored event Python cannot parse (kept in the batch so the cursor still passes it in order)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def error(self, gid: int) -> ValueError:
+        return ValueError(f"gateway job {gid} cannot be read: {self.reason}")
+
+
+def _parse(text: str) -> Any:
+    """A stored event, or Unreadable (e.g. an integer of thousands of digits, which jsonb keeps but
+    Python refuses to convert)."""
+    try:
+        return loads_exact(text)
+    except (ValueError, RecursionError) as e:
+        return Unreadable(f"{type(e).__name__}: {str(e)[:200]}")
 
 
 class CursorMoved(RuntimeError):

@@ -49,7 +49,9 @@ SET LOCAL lock_timeout = '200ms';
 SELECT last_id FROM processor_cursor WHERE name = 'processor';
 
 -- name: processor_read
-SELECT id, source, event FROM gateway_jobs WHERE id > %(after)s ORDER BY id LIMIT %(limit)s;
+-- The event as text: the processor parses it itself, so one row Python cannot read (a number with
+-- thousands of digits) is isolated like any other bad event instead of failing the whole fetch.
+SELECT id, source, event::text FROM gateway_jobs WHERE id > %(after)s ORDER BY id LIMIT %(limit)s;
 
 -- name: processor_advance
 UPDATE processor_cursor SET last_id = %(to)s, updated_at = now(), failing_since = NULL,
@@ -85,6 +87,14 @@ SELECT m, floor(extract(epoch FROM now()) / (SELECT value FROM sluice_queue_sett
 
 -- name: delivery_copy
 COPY delivery_jobs (destination, user_key, message_id, gateway_job_id, event, requests) FROM STDIN;
+
+-- name: isolate_dead_letters
+-- One gateway job the processor cannot hand off, dead-lettered for each of its destinations with the
+-- event exactly as stored (copied in SQL: it may be the very thing Python cannot read or write back).
+INSERT INTO dead_letters (stage, gateway_job_id, destination, user_key, message_id, event, reason)
+SELECT 'transform', g.id, d, %(user)s, %(message_id)s, g.event, %(reason)s
+  FROM gateway_jobs g, unnest(%(destinations)s::text[]) AS d
+ WHERE g.id = %(gateway_id)s;
 
 -- name: transform_dead_letters
 INSERT INTO dead_letters (stage, gateway_job_id, destination, user_key, message_id, event, reason)
