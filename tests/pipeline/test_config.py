@@ -185,7 +185,9 @@ def test_sluice_up_refuses_a_destination_that_cannot_send(tmp_path):
         "destinations: [{name: hook, integration: webhook, config: {webhookUrl: 'ftp://x.example.com/'}}]\n"
         "connections: [{source: web, destinations: [hook]}]\n"
     )
-    r = CliRunner().invoke(main, ["up", "--config", str(f), "--database-url", "postgresql://unused"])
+    r = CliRunner().invoke(
+        main, ["up", "--config", str(f), "--database-url", "postgresql://unused", "--allow-uncertified"]
+    )
     assert r.exit_code != 0 and "destinations[0] (hook).config.webhookUrl" in r.output
 
 
