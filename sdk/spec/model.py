@@ -212,6 +212,11 @@ class DestinationSpec(_Strict):
     openapi: OpenAPIRef | None = None
     require_https: bool = Field(default=True, description="false only for user-supplied URLs (webhooks)")
     contract: Contract | None = Field(default=None, description="vendor-required fields the harness checks")
+    request_schemas: dict[str, str] = Field(
+        default_factory=dict,
+        description="endpoint name -> JSON Schema file (relative to the integration folder) of the request body "
+        "that endpoint sends, written from the vendor docs; for vendors that publish no OpenAPI description",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> DestinationSpec:
@@ -220,6 +225,11 @@ class DestinationSpec(_Strict):
                 raise ValueError(
                     f"mappings.{etype}.endpoint is {m.endpoint!r}, but endpoints only define "
                     f"{sorted(self.endpoints)}; add it under endpoints or fix the name"
+                )
+        for name in self.request_schemas:
+            if name not in self.endpoints:
+                raise ValueError(
+                    f"request_schemas.{name} names no endpoint; use one of {sorted(self.endpoints)}"
                 )
         for name, ep in self.endpoints.items():
             b = ep.batch

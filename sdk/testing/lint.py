@@ -15,6 +15,8 @@ import jsonschema
 from sdk.connector import MAPPER_HOOKS, Connector, _load_mapper, load_spec
 from sdk.errors import SluiceError
 from sdk.testing.cases import SECRET_LIKE_SETTING, load_cases
+from sdk.testing.contract import contract_gaps
+from sdk.testing.responses import load_documented
 
 HOOK_ARITY = {"prepare": 2, "post_map": 3, "transform": 2, "batch": 2}
 _SETTING_REF = re.compile(r"settings\.([A-Za-z0-9_]+)")
@@ -32,9 +34,13 @@ def lint_integration(folder: Path) -> list[str]:
     if spec.name != folder.name:
         problems.append(f"{rel}/spec.yaml name: is {spec.name!r}; set it to the folder name {folder.name!r}")
     try:
-        Connector(spec, folder, None)
+        compiled = Connector(spec, folder, None)
     except SluiceError as e:
         problems.append(f"{rel}/spec.yaml: does not compile: {e.message}")
+    else:
+        # every endpoint that sends a body has a vendor contract (OpenAPI operation or JSON Schema)
+        problems += contract_gaps(compiled)
+    problems += load_documented(folder).problems
 
     for ep in spec.contract.required if spec.contract else {}:
         if ep not in spec.endpoints:
