@@ -53,7 +53,7 @@ from sdk.testing.cases import (
 )
 from sdk.testing.checks import batch_problems, request_problems
 from sdk.testing.contract import contract_problems
-from sdk.testing.expect import expectation_diff
+from sdk.testing.expect import delivered, expectation_diff
 from sdk.testing.lint import lint_integration
 from sdk.testing.replay import SCENARIOS, Scenario, expected_outcome, replay_case, run_error_scenario
 from sdk.testing.responses import DocumentedResponse, load_documented
@@ -171,7 +171,7 @@ def test_expected_request(case: Case) -> None:
         got = case.run(conn)
     except SluiceError as e:
         pytest.fail(f"{case.path}: the connector rejected this success case with {e.type}: {e.message}")
-    diff = expectation_diff(exp, got)
+    diff = expectation_diff(exp, delivered(conn, got, case.config))
     assert not diff, (
         f"{case.path}: the connector's request(s) differ from what the vendor documents "
         f"({exp.doc.get('url') or 'see expect.requests[].doc'}); fix the mapping, not the expectation:\n  - "

@@ -348,7 +348,7 @@ def _accept_drafts(conn: Any, folder: Path, only: set[str]) -> bool:
     """Accept the draft expectations of ``folder``'s fixtures, printing for each how the connector's
     output differs from it. Returns True when a draft could not be accepted."""
     from sdk.testing.cases import load_cases
-    from sdk.testing.expect import accept
+    from sdk.testing.expect import accept, delivered
 
     failed = False
     for case in load_cases(folder):
@@ -357,7 +357,7 @@ def _accept_drafts(conn: Any, folder: Path, only: set[str]) -> bool:
         if case.expect is None or case.expect.accepted or case.expect_error:
             continue
         try:
-            requests = case.run(conn)
+            requests = delivered(conn, case.run(conn), case.config)
         except SluiceError as e:
             click.echo(f"    {case.name}: the connector rejects it ({e.type}); not accepted", err=True)
             failed = True

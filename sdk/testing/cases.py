@@ -380,7 +380,7 @@ def build_cassettes(
     replaces them.
     """
     from sdk.errors import SluiceError
-    from sdk.testing.expect import set_draft
+    from sdk.testing.expect import delivered, set_draft
 
     cases = load_cases(folder)
     secrets = secret_values(connector, [c.config for c in cases])
@@ -395,7 +395,8 @@ def build_cassettes(
         outcome = case.expected_outcome or "success"
         try:
             if case.expect is None or not case.expect.accepted:
-                if set_draft(case.path, case.run(connector)) and drafted is not None:
+                wire = delivered(connector, case.run(connector), case.config)
+                if set_draft(case.path, wire) and drafted is not None:
                     drafted.append(case.name)
             data = build_cassette(connector, case, outcome, secrets)
         except SluiceError as e:

@@ -109,9 +109,10 @@ def _doc_ok(doc: Any) -> bool:
     if not isinstance(doc, dict):
         return False
     url, section = doc.get("url"), doc.get("section")
+    # a vendor page, or (for a destination whose contract is ours, like the webhook) the repo's README
     return (
         isinstance(url, str)
-        and url.startswith(("https://", "http://"))
+        and (url.startswith(("https://", "http://")) or url.startswith("integrations/"))
         and "TODO" not in url
         and isinstance(section, str)
         and bool(section.strip())
@@ -161,6 +162,16 @@ def _pairs_dict(pairs: list[tuple[str, str]]) -> dict[str, Any]:
             out[k] = (out[k] if isinstance(out[k], list) else [out[k]]) + [v]
         else:
             out[k] = v
+    return out
+
+
+def delivered(connector: Any, requests: list[VendorRequest], config: dict[str, Any]) -> list[VendorRequest]:
+    """Each request as the router would put it on the wire on its own: the endpoint's batch envelope
+    applied (Customer.io's ``{"batch": [...]}``), but not merged with the case's other requests, so an
+    expectation does not depend on which jobs the router happens to claim together."""
+    out: list[VendorRequest] = []
+    for r in requests:
+        out += [b for _, b in connector.batch([r], config)]
     return out
 
 
