@@ -17,6 +17,7 @@ Checks:
                             suite's defaults (data) or the vendor's documented override say
   test_batch_limits         batching keeps max_events/max_bytes and loses nothing
   test_fuzz                 200 hypothesis events per event type: well-formed requests or a typed error
+  test_vendor_contract_declared  every endpoint with a body has an OpenAPI operation or a documented schema
   test_vendor_contract      fixture request bodies validate against the vendor's OpenAPI operation or the
                             connector's documented JSON Schema for that endpoint (fuzzed requests too)
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdk.classify import Outcome
@@ -52,12 +53,12 @@ from sdk.testing.cases import (
     secret_values,
 )
 from sdk.testing.checks import batch_problems, request_problems
-from sdk.testing.contract import contract_problems
+from sdk.testing.contract import contract_gaps, contract_problems, known_mismatches
 from sdk.testing.expect import delivered, expectation_diff
 from sdk.testing.lint import lint_integration
 from sdk.testing.replay import SCENARIOS, Scenario, expected_outcome, replay_case, run_error_scenario
 from sdk.testing.responses import DocumentedResponse, load_documented
-from sdk.testing.strategies import FUZZ_SETTINGS, events
+from sdk.testing.strategies import CONTRACT_FUZZ_EXAMPLES, FUZZ_SETTINGS, events
 
 ROOT = integrations_dir()
 # Per fuzz target: examples run, how many gave requests, how many a typed error (read by conftest.py).
@@ -346,6 +347,12 @@ def test_batch_limits(integration: str) -> None:
     assert not problems, f"{integration}: " + "; ".join(problems)
 
 
+@pytest.mark.parametrize("integration", NAMES)
+def test_vendor_contract_declared(integration: str) -> None:
+    gaps = contract_gaps(_connector_or_fail(integration))
+    assert not gaps, "every endpoint that sends a body needs a vendor contract:\n  - " + "\n  - ".join(gaps)
+
+
 @pytest.mark.parametrize("case", REPLAY_PARAMS)
 def test_vendor_contract(case: Case) -> None:
     conn = _connector_or_fail(case.integration)
@@ -353,11 +360,49 @@ def test_vendor_contract(case: Case) -> None:
         reqs = case.run(conn)
     except SluiceError as e:
         pytest.fail(f"{case.path}: {e.type}: {e.message}")
-    for r in reqs:
+    for r in delivered(conn, reqs, case.config):
         problems = contract_problems(conn, r)
         assert not problems, f"{case.path}: body breaks the vendor's request contract:\n  " + "\n  ".join(
             problems
         )
+
+
+def _fuzz_contract_param(name: str, etype: str):
+    """Known fuzz findings against the vendor contract are xfails, listed with their reason in
+    integrations/<name>/contract/known_mismatches.json (``{"fuzz": {"<type>": "reason"}}``). Not strict:
+    which fuzzed event first shows the problem can depend on events transformed earlier in the same
+    process (mutable state shared between transforms, issue 6 item 0), so a run may miss it."""
+    reason = known_mismatches(ROOT / name).get("fuzz", {}).get(etype)
+    marks = [pytest.mark.xfail(strict=False, reason=f"known mismatch with the vendor contract: {reason}")] if reason else []
+    return pytest.param((name, etype), id=f"{name}-{etype}", marks=marks)
+
+
+FUZZ_CONTRACT_PARAMS = [_fuzz_contract_param(f.name, t) for f in FOLDERS for t in _event_types(f)]
+
+
+@pytest.mark.parametrize("target", FUZZ_CONTRACT_PARAMS)
+@settings(FUZZ_SETTINGS, max_examples=CONTRACT_FUZZ_EXAMPLES)
+@given(data=st.data())
+def test_fuzz_vendor_contract(target: tuple[str, str], data: st.DataObject) -> None:
+    """The same derandomized fuzz events: every request they produce, as delivered, keeps the vendor's
+    request contract (OpenAPI extract or documented JSON Schema)."""
+    name, etype = target
+    conn = _connector_or_fail(name)
+    good = _success_cases(name)
+    bases = [c.event for c in good if c.event_type == etype]
+    if not bases:
+        pytest.fail(f"{name}: no success fixture of type {etype} to fuzz from")
+    configs = [c.config for c in good] or [{}]
+    event = data.draw(events(etype, st.sampled_from(bases)), label="event")
+    config = configs[data.draw(st.integers(0, len(configs) - 1), label="config index")]
+    case = Case(integration=name, name="fuzz", path=Path("fuzz"), config=config, event=event, now="2024-05-01T12:00:00Z")
+    try:
+        reqs = case.run(conn)
+    except Exception:  # noqa: BLE001 - typed errors and crashes are test_fuzz's business
+        return
+    for r in delivered(conn, reqs, config):
+        problems = contract_problems(conn, r)
+        assert not problems, f"{name}: a fuzzed {etype} request breaks the vendor contract: " + "; ".join(problems)
 
 
 @pytest.mark.parametrize("fuzz_target", FUZZ_PARAMS)
@@ -420,7 +465,7 @@ def test_fuzz(fuzz_target: tuple[str, str], data: st.DataObject) -> None:
             f"kit.ctx\n{diff}"
         )
     for r in reqs:
-        problems = request_problems(conn, r) + contract_problems(conn, r)
+        problems = request_problems(conn, r)
         assert not problems, f"{name}: malformed {etype} request: " + "; ".join(problems)
     if reqs and conn.spec.batching.enabled:
         problems = batch_problems(conn, reqs * 3, config)

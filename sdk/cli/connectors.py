@@ -20,6 +20,7 @@ REQUIRED_CHECKS = (
     "test_cassette_replay",
     "test_error_path",
     "test_vendor_contract",
+    "test_vendor_contract_declared",
     "test_fuzz",
 )
 

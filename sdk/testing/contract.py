@@ -98,8 +98,25 @@ def contract_problems(connector: Connector, req: VendorRequest) -> list[str]:
         errs = load_validator(connector.folder / spec.openapi.document, ep.openapi_operation).errors(req)
         return [f"{ep.openapi_operation}: {e}" for e in errs]
     path = spec.request_schemas.get(name)
+    if req.body_kind is None:
+        return []  # nothing on the wire to check (GET/DELETE)
     if path is None or connector.folder is None:
-        return [] if ep.body_format == "none" else [f"endpoint {name!r} has no vendor contract to check against"]
+        return [f"endpoint {name!r} has no vendor contract to check against"]
     body = wire_body(req)
     errors = sorted(_validator(str(connector.folder / path)).iter_errors(body), key=lambda e: list(e.path))
     return [f"{path} at {'/'.join(str(p) for p in e.path) or '(body)'}: {e.message[:200]}" for e in errors[:10]]
+
+
+KNOWN_MISMATCHES = "contract/known_mismatches.json"
+
+
+def known_mismatches(folder: Path) -> dict[str, Any]:
+    """Documented, not-yet-fixed departures from the vendor contract (strict xfails in the suite)."""
+    path = folder / KNOWN_MISMATCHES
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
