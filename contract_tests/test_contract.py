@@ -8,7 +8,7 @@ sorted, so xdist workers collect identical lists.
 Checks:
   test_spec_lint            spec, settings schema, secrets, docs, fixture coverage, mapper hooks, OpenAPI refs
   test_fixture_case         each fixture is well formed; error cases raise the typed error they name
-  test_expected_request     fixture event -> requests equal to the vendor-authored expectation (docs, not output)
+  test_expected_request     fixture event -> requests equal to the vendor-authored expectation (from docs)
   test_cassette_replay      fixture event -> requests equal to the cassette's, sent via httpx under vcrpy
   test_cassette_classified  recorded responses classify as the fixture says the vendor documents
   test_documented_response  documented vendor answers (errors, partial batches) classify as documented
@@ -111,7 +111,8 @@ def _expect_param(c: Case):
     """Known mismatches between the docs and today's output are strict xfails: reported, never accepted,
     and an error when they start passing (then the mark must go)."""
     reason = c.expect.known_mismatch if c.expect is not None and c.expect.accepted else None
-    marks = [pytest.mark.xfail(strict=True, reason=f"known mismatch with the vendor docs: {reason}")] if reason else []
+    why = f"known mismatch with the vendor docs: {reason}"
+    marks = [pytest.mark.xfail(strict=True, reason=why)] if reason else []
     return pytest.param(c, id=c.id, marks=marks)
 
 
@@ -196,7 +197,8 @@ def test_cassette_replay(case: Case) -> None:
     assert requests, f"{case.path}: a success case must produce at least one request"
     if not is_live(read_cassette(path)):  # a live recording holds the vendor's own status
         want = int((case.response or {}).get("status", 200))
-        assert [r.status for r in results] == [want] * len(requests), "replayed status differs from the fixture's"
+        statuses = [r.status for r in results]
+        assert statuses == [want] * len(requests), "replayed status differs from the fixture's"
 
 
 @pytest.mark.parametrize("case", REPLAY_PARAMS)
@@ -373,11 +375,15 @@ def _fuzz_contract_param(name: str, etype: str):
     which fuzzed event first shows the problem can depend on events transformed earlier in the same
     process (mutable state shared between transforms, issue 6 item 0), so a run may miss it."""
     reason = known_mismatches(ROOT / name).get("fuzz", {}).get(etype)
-    marks = [pytest.mark.xfail(strict=False, reason=f"known mismatch with the vendor contract: {reason}")] if reason else []
+    why = f"known mismatch with the vendor contract: {reason}"
+    marks = [pytest.mark.xfail(strict=False, reason=why)] if reason else []
     return pytest.param((name, etype), id=f"{name}-{etype}", marks=marks)
 
 
 FUZZ_CONTRACT_PARAMS = [_fuzz_contract_param(f.name, t) for f in FOLDERS for t in _event_types(f)]
+
+
+FUZZ_NOW = "2024-05-01T12:00:00Z"
 
 
 @pytest.mark.parametrize("target", FUZZ_CONTRACT_PARAMS)
@@ -395,14 +401,18 @@ def test_fuzz_vendor_contract(target: tuple[str, str], data: st.DataObject) -> N
     configs = [c.config for c in good] or [{}]
     event = data.draw(events(etype, st.sampled_from(bases)), label="event")
     config = configs[data.draw(st.integers(0, len(configs) - 1), label="config index")]
-    case = Case(integration=name, name="fuzz", path=Path("fuzz"), config=config, event=event, now="2024-05-01T12:00:00Z")
+    case = Case(
+        integration=name, name="fuzz", path=Path("fuzz"), config=config, event=event, now=FUZZ_NOW
+    )
     try:
         reqs = case.run(conn)
     except Exception:  # noqa: BLE001 - typed errors and crashes are test_fuzz's business
         return
     for r in delivered(conn, reqs, config):
         problems = contract_problems(conn, r)
-        assert not problems, f"{name}: a fuzzed {etype} request breaks the vendor contract: " + "; ".join(problems)
+        assert not problems, f"{name}: a fuzzed {etype} request breaks the vendor contract: " + "; ".join(
+            problems
+        )
 
 
 @pytest.mark.parametrize("fuzz_target", FUZZ_PARAMS)

@@ -64,11 +64,17 @@ def run_contract_suite(names: list[str], workers: int = 0, extra: list[str] | No
 
 
 def certify_names(
-    names: list[str], workers: int = 0, validity_days: int = 90, check_only: bool = False
+    names: list[str],
+    workers: int = 0,
+    validity_days: int = 90,
+    check_only: bool = False,
+    report_path: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run the suite and write certification.json per integration; a failing run records its failures.
 
     ``check_only``: write nothing; report per integration how the certificate would change (``drift``).
+    ``report_path``: take the results of a suite run that already happened (``pytest --sluice-report``)
+    instead of running it again, e.g. after the CI test run.
     """
     from sdk.certification import (
         CheckResult,
@@ -79,7 +85,10 @@ def certify_names(
     )
     from sdk.registry import clear_caches, integrations_dir
 
-    report = run_contract_suite(names, workers)
+    if report_path is not None:
+        report = json.loads(report_path.read_text())
+    else:
+        report = run_contract_suite(names, workers)
     results: dict[str, dict[str, Any]] = {}
     for name in names:
         counts = report["integrations"].get(name, {})
@@ -219,7 +228,16 @@ def register(main: click.Group) -> None:
         is_flag=True,
         help="write nothing; fail if any certificate would change (engine, files, checks) — for CI",
     )
-    def certify_cmd(name: str | None, all_: bool, workers: int, days: int, as_json: bool, check: bool) -> None:
+    @click.option(
+        "--report",
+        "report",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="use this `pytest --sluice-report` file from a full run instead of running the suite again",
+    )
+    def certify_cmd(
+        name: str | None, all_: bool, workers: int, days: int, as_json: bool, check: bool, report: Path | None
+    ) -> None:
         """Run the contract suite for NAME (or --all) and write integrations/<name>/certification.json."""
         if not name and not all_:
             raise click.UsageError("name an integration or pass --all")
@@ -227,7 +245,7 @@ def register(main: click.Group) -> None:
             names = _names(name, all_)
         except SluiceError as e:
             raise click.ClickException(e.message) from e
-        results = certify_names(names, workers, days, check_only=check)
+        results = certify_names(names, workers, days, check_only=check, report_path=report)
         if as_json:
             click.echo(json.dumps(results, indent=2))
         if check:
@@ -309,7 +327,8 @@ def register(main: click.Group) -> None:
             for d in drafted:
                 click.echo(
                     f"    drafted expectation in fixtures/{d}.json from the connector's output: check it "
-                    f"against the vendor docs, fill doc.url/doc.section, then `sluice cassettes build {n} --accept`"
+                    "against the vendor docs, fill doc.url/doc.section, then "
+                    f"`sluice cassettes build {n} --accept`"
                 )
             for c in live:
                 click.echo(f"    kept live recording {c}.yaml (re-record with `sluice cassettes record {n}`)")
@@ -318,10 +337,12 @@ def register(main: click.Group) -> None:
 
     @cassettes_group.command("record")
     @click.argument("name")
-    @click.option("--base-url", default=None, help="send to this base URL instead of the vendor's (a test double)")
+    @click.option("--base-url", default=None, help="send here instead of the vendor (e.g. a test double)")
     @click.option("--case", "only_cases", multiple=True, help="only these fixtures")
     @click.option("--timeout", default=30.0, type=float, help="seconds per request")
-    def cassettes_record(name: str, base_url: str | None, only_cases: tuple[str, ...], timeout: float) -> None:
+    def cassettes_record(
+        name: str, base_url: str | None, only_cases: tuple[str, ...], timeout: float
+    ) -> None:
         """Send NAME's fixture requests to the vendor and record its real answers (provenance: live).
 
         Credentials come from the environment, never from the fixtures: SLUICE_RECORD_<NAME>_<SETTING>
@@ -372,7 +393,7 @@ def _accept_drafts(conn: Any, folder: Path, only: set[str]) -> bool:
             continue
         click.echo(f"    accepted the expectation of {case.name}")
         if diff:
-            click.echo("      it differs from the connector's output (the contract suite will fail until fixed):")
+            click.echo("      it differs from the connector's output (the contract suite fails until fixed):")
             for d in diff:
                 click.echo(f"      - {d}")
         else:

@@ -214,7 +214,8 @@ class DestinationSpec(_Strict):
     contract: Contract | None = Field(default=None, description="vendor-required fields the harness checks")
     request_schemas: dict[str, str] = Field(
         default_factory=dict,
-        description="endpoint name -> JSON Schema file (relative to the integration folder) of the request body "
+        description="endpoint name -> JSON Schema file (relative to the integration folder) of the request "
+        "body "
         "that endpoint sends, written from the vendor docs; for vendors that publish no OpenAPI description",
     )
 

@@ -64,7 +64,8 @@ def contract_gaps(connector: Connector) -> list[str]:
             out.append(
                 f"{rel} request_schemas.{name}: endpoint {name!r} sends a body but has no vendor contract; "
                 f"write contract/{name}.schema.json (JSON Schema of the body, from the vendor docs, with "
-                f'"{DOCS_KEY}": {{"url": ..., "section": ...}}) and reference it, or name an openapi_operation'
+                f'"{DOCS_KEY}": {{"url": ..., "section": ...}}) and reference it, or name an '
+                "openapi_operation"
             )
             continue
         file = (folder or Path(".")) / path
@@ -77,9 +78,11 @@ def contract_gaps(connector: Connector) -> list[str]:
             out.append(f"{rel} request_schemas.{name}: {path} is not a readable JSON Schema ({e})")
             continue
         docs = schema.get(DOCS_KEY)
-        if not (isinstance(docs, dict) and str(docs.get("url", "")).startswith("https://") and docs.get("section")):
+        if not (
+            isinstance(docs, dict) and str(docs.get("url", "")).startswith("https://") and docs.get("section")
+        ):
             out.append(
-                f"integrations/{spec.name}/{path}: add \"{DOCS_KEY}\": {{\"url\": <vendor docs page>, "
+                f'integrations/{spec.name}/{path}: add "{DOCS_KEY}": {{"url": <vendor docs page>, '
                 '"section": <the part of the page it follows>}'
             )
     return out
@@ -104,7 +107,9 @@ def contract_problems(connector: Connector, req: VendorRequest) -> list[str]:
         return [f"endpoint {name!r} has no vendor contract to check against"]
     body = wire_body(req)
     errors = sorted(_validator(str(connector.folder / path)).iter_errors(body), key=lambda e: list(e.path))
-    return [f"{path} at {'/'.join(str(p) for p in e.path) or '(body)'}: {e.message[:200]}" for e in errors[:10]]
+    return [
+        f"{path} at {'/'.join(str(p) for p in e.path) or '(body)'}: {e.message[:200]}" for e in errors[:10]
+    ]
 
 
 KNOWN_MISMATCHES = "contract/known_mismatches.json"

@@ -76,7 +76,7 @@ def parse_expectation(raw: Any, where: str) -> Expectation | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        return Expectation(DRAFT, [], problems=[f"{where}: \"expect\" must be an object"])
+        return Expectation(DRAFT, [], problems=[f'{where}: "expect" must be an object'])
     exp = Expectation(
         status=str(raw.get("status") or ""),
         requests=raw.get("requests") if isinstance(raw.get("requests"), list) else [],
@@ -149,7 +149,9 @@ def actual_request(req: VendorRequest) -> dict[str, Any]:
         out["json"] = json.loads(w["body"])
     elif kind == "form":
         pairs = parse_qsl(w["body"], keep_blank_values=True)
-        out["form"] = {k: (_form_value(v) if isinstance(v, str) else v) for k, v in _pairs_dict(pairs).items()}
+        out["form"] = {
+            k: (_form_value(v) if isinstance(v, str) else v) for k, v in _pairs_dict(pairs).items()
+        }
     elif kind == "text":
         out["text"] = w["body"]
     return out
@@ -190,7 +192,7 @@ def draft_from(requests: list[VendorRequest]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 def _matcher(expected: Any) -> tuple[str, Any] | None:
     if isinstance(expected, dict) and len(expected) == 1:
-        (k, v), = expected.items()
+        ((k, v),) = expected.items()
         if k in MATCHERS:
             return k, v
     return None
@@ -217,7 +219,11 @@ def json_diff(expected: Any, actual: Any, path: str = "$") -> list[str]:
                 out.append(f"{path}.{k}: missing (expected {json.dumps(expected[k])[:120]})")
             else:
                 out += json_diff(expected[k], actual[k], f"{path}.{k}")
-        out += [f"{path}.{k}: not expected (got {json.dumps(actual[k])[:120]})" for k in actual if k not in expected]
+        out += [
+            f"{path}.{k}: not expected (got {json.dumps(actual[k])[:120]})"
+            for k in actual
+            if k not in expected
+        ]
         return out
     if isinstance(expected, list):
         if not isinstance(actual, list):

@@ -130,9 +130,7 @@ def record_case(
         response=case.response,
     )
     requests = live.run(connector)
-    live_secrets = sorted(
-        set(secrets) | set(secret_values(connector, [config])), key=len, reverse=True
-    )
+    live_secrets = sorted(set(secrets) | set(secret_values(connector, [config])), key=len, reverse=True)
     red = Redactor(live_secrets)
     interactions, statuses, endpoints = [], [], []
     for req in requests:
@@ -224,6 +222,8 @@ def record_integration(
                 )
                 got.append(c.outcome.value)
             ok = all(g == want for g in got)
-            summary = f"answered {statuses}, classified {got}" + ("" if ok else f" (fixture documents {want})")
+            summary = f"answered {statuses}, classified {got}" + (
+                "" if ok else f" (fixture documents {want})"
+            )
             results.append(Recorded(case.name, ok, summary, path))
     return results

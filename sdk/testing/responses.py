@@ -78,9 +78,13 @@ def load_documented(folder: Path) -> DocumentedResponses:
     outcomes = {o.value for o in Outcome}
     for name, sc in (raw.get("scenarios") or {}).items():
         if name not in DEFAULT_OUTCOMES:
-            out.problems.append(f"{rel} scenarios.{name}: no such scenario; use one of {sorted(DEFAULT_OUTCOMES)}")
+            out.problems.append(
+                f"{rel} scenarios.{name}: no such scenario; use one of {sorted(DEFAULT_OUTCOMES)}"
+            )
         elif not isinstance(sc, dict) or sc.get("outcome") not in outcomes or not sc.get("doc"):
-            out.problems.append(f"{rel} scenarios.{name}: give outcome (success/retry/throttle/abort) and doc")
+            out.problems.append(
+                f"{rel} scenarios.{name}: give outcome (success/retry/throttle/abort) and doc"
+            )
         else:
             out.scenarios[name] = Outcome(sc["outcome"])
     for i, r in enumerate(raw.get("responses") or []):

@@ -45,7 +45,10 @@ def fill_demo(integrations: Path, name: str = "demo") -> Path:
             {
                 "method": "POST",
                 "url": "https://api.example.com/v1/events",
-                "headers": {"Authorization": f"Bearer test-api-key-{name}", "Content-Type": "application/json"},
+                "headers": {
+                    "Authorization": f"Bearer test-api-key-{name}",
+                    "Content-Type": "application/json",
+                },
                 "json": {
                     "event": "Order Completed",
                     "user_id": "user-1",
