@@ -322,21 +322,47 @@ def build_cassette(
                 ),
             }
         )
-    provenance = {
-        "recorded_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "source": CASSETTE_SOURCE,
-        "response_source": case.response_source or "the vendor's documented response example",
-        "fixture": f"integrations/{case.integration}/fixtures/{case.name}.json",
-        "integration": case.integration,
-        "vendor_api_version": connector.spec.vendor.api_version,
-        "vendor_docs": list(connector.spec.vendor.docs),
-        "sdk_version": __version__,
-        "user_agent": USER_AGENT,
-        "redacted": PLACEHOLDER,
-        "expected_classification": expected_outcome,
-        "expected_reason": str((case.classification or {}).get("reason") or ""),
-    }
+    provenance = cassette_provenance(
+        connector,
+        case,
+        source=CASSETTE_SOURCE,
+        response_source=case.response_source or "the vendor's documented response example",
+        expected_outcome=expected_outcome,
+    )
     return {"interactions": interactions, "version": 1, "metadata": {"provenance": provenance}}
+
+
+def now_stamp() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def cassette_provenance(
+    connector: Connector,
+    case: Case,
+    *,
+    source: str,
+    response_source: str,
+    expected_outcome: str,
+    recorded_at: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A cassette's ``metadata.provenance``: where its answers come from and what they must mean."""
+    prov: dict[str, Any] = {"recorded_at": recorded_at or now_stamp(), "source": source, **extra}
+    prov.update(
+        {
+            "response_source": response_source,
+            "fixture": f"integrations/{case.integration}/fixtures/{case.name}.json",
+            "integration": case.integration,
+            "vendor_api_version": connector.spec.vendor.api_version,
+            "vendor_docs": list(connector.spec.vendor.docs),
+            "sdk_version": __version__,
+            "user_agent": USER_AGENT,
+            "redacted": PLACEHOLDER,
+            "expected_classification": expected_outcome,
+            "expected_reason": str((case.classification or {}).get("reason") or ""),
+        }
+    )
+    return prov
 
 
 def dump_cassette(data: dict[str, Any]) -> str:

@@ -13,7 +13,6 @@ write a cassette that still contains a live secret.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 from dataclasses import dataclass
@@ -24,18 +23,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from sdk import __version__
 from sdk.connector import Connector
-from sdk.delivery import USER_AGENT, send
+from sdk.delivery import send
 from sdk.errors import SluiceError
 from sdk.testing.cases import (
     LIVE_SOURCE,
     PLACEHOLDER,
     Case,
     Redactor,
+    cassette_provenance,
     cassettes_dir,
     dump_cassette,
     load_cases,
+    now_stamp,
     secret_values,
     wire_request,
 )
@@ -154,22 +154,16 @@ def record_case(
                 "response": _redacted_response(red, answer),
             }
         )
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    provenance = {
-        "recorded_at": now,
-        "source": LIVE_SOURCE,
-        "endpoint": sorted(set(endpoints)),
-        "response_source": f"recorded live from {', '.join(sorted(set(endpoints)))} on {now[:10]}",
-        "fixture": f"integrations/{case.integration}/fixtures/{case.name}.json",
-        "integration": case.integration,
-        "vendor_api_version": connector.spec.vendor.api_version,
-        "vendor_docs": list(connector.spec.vendor.docs),
-        "sdk_version": __version__,
-        "user_agent": USER_AGENT,
-        "redacted": PLACEHOLDER,
-        "expected_classification": case.expected_outcome or "success",
-        "expected_reason": str((case.classification or {}).get("reason") or ""),
-    }
+    now = now_stamp()
+    provenance = cassette_provenance(
+        connector,
+        case,
+        source=LIVE_SOURCE,
+        response_source=f"recorded live from {', '.join(sorted(set(endpoints)))} on {now[:10]}",
+        expected_outcome=case.expected_outcome or "success",
+        recorded_at=now,
+        endpoint=sorted(set(endpoints)),
+    )
     data = {"interactions": interactions, "version": 1, "metadata": {"provenance": provenance}}
     text = dump_cassette(data)
     leaked = [s for s in live_secrets if len(s) >= 3 and s in text]
