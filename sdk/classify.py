@@ -133,6 +133,11 @@ class PerJob(BaseModel):
     items: str | None = None
     failed_outcome: Outcome = Outcome.ABORT
     others: Outcome | None = Field(default=None, description="jobs not named; default: the rule's outcome")
+    wrapped: bool = Field(
+        default=False,
+        description="each job's own body is one element of the request array (an envelope added when the "
+        "router sends it, like Customer.io's {batch: [...]}), rather than holding its own array",
+    )
 
 
 class ResponseRule(BaseModel):
@@ -288,15 +293,23 @@ def _array(body: Any, path: str | None) -> list[Any] | None:
     return v if found and isinstance(v, list) else None
 
 
-def _owners(request_body: Any, jobs: JobsArg, path: str | None) -> list[int] | None:
-    """Job index of each element of the request array at ``path``, or None when it cannot be told."""
+def _owners(request_body: Any, jobs: JobsArg, path: str | None, wrapped: bool = False) -> list[int] | None:
+    """Job index of each element of the request array at ``path``, or None when it cannot be told.
+
+    With the jobs' own request bodies (``jobs`` a list, in merge order) each job owns as many consecutive
+    elements as its body has at ``path`` (one, for a ``wrapped`` body); with only a job count, the split
+    is known when there is one job or exactly one element per job.
+    """
     n = _n_jobs(jobs)
     if n is None:
         return None
     if isinstance(jobs, list):
         owners: list[int] = []
-        for j, body in enumerate(jobs):
-            part = _array(body, path)
+        for j, job in enumerate(jobs):
+            if wrapped:
+                owners.append(j)
+                continue
+            part = _array(_request_json(job), path)
             owners.extend([j] * (len(part) if part is not None else 0))
         merged = _array(request_body, path)
         return owners if merged is None or len(merged) == len(owners) else None
@@ -346,7 +359,7 @@ def _per_job(
     owner_cache: dict[str | None, list[int] | None] = {}
     for array, idx, msg in _failed_items(pj, parsed):
         if array not in owner_cache:
-            owner_cache[array] = _owners(request_body, jobs, array)
+            owner_cache[array] = _owners(request_body, jobs, array, pj.wrapped)
         owners = owner_cache[array]
         if owners is None:
             return None  # the answer names items we cannot attribute: no per-job split

@@ -157,6 +157,13 @@ def test_per_job_outcomes_from_the_job_count_and_from_job_bodies() -> None:
         jobs=[{"batch": [{"id": 1}]}, {"batch": [{"id": 2}, {"id": 3}]}],
     )
     assert [j.outcome for j in c.jobs or []] == [Outcome.SUCCESS, Outcome.ABORT]
+    # the router's own job requests (unwrapped operations, enveloped only when sent)
+    wrapped = PARTIAL.model_copy(update={"per_job": PARTIAL.per_job.model_copy(update={"wrapped": True})})
+    jobs = [VendorRequest(url="https://x/api/v2/batch", json={"id": i}) for i in (1, 2, 3)]
+    c3 = classify_response(
+        207, {}, body, [wrapped], request=VendorRequest(url="https://x", json=request), jobs=jobs
+    )
+    assert [j.outcome for j in c3.jobs or []] == [Outcome.SUCCESS, Outcome.ABORT, Outcome.SUCCESS]
     # ambiguous (3 items, 2 jobs, no bodies): no per-job split rather than a wrong one
     assert classify_response(207, {}, body, [PARTIAL], request=request, jobs=2).jobs is None
     assert c.job_outcomes(2)[1].outcome is Outcome.ABORT
