@@ -438,9 +438,16 @@ class Connector:
         return req.endpoint if req.endpoint in self.endpoints else None
 
     def classify(
-        self, status: int, headers: dict[str, str] | None = None, body: bytes | str | None = None
+        self,
+        status: int,
+        headers: dict[str, str] | None = None,
+        body: bytes | str | None = None,
+        request: VendorRequest | None = None,
+        jobs: Any = None,
     ) -> Classification:
-        return classify_response(status, headers, body, self.spec.responses)
+        """What the router should do with a vendor answer; ``jobs`` (the merged job requests, or their
+        count) lets a rule attribute a partial batch failure to the jobs it names."""
+        return classify_response(status, headers, body, self.spec.responses, request=request, jobs=jobs)
 
 
 def _header_value(name: str, value: str) -> str:
