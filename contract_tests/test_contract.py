@@ -8,13 +8,18 @@ sorted, so xdist workers collect identical lists.
 Checks:
   test_spec_lint            spec, settings schema, secrets, docs, fixture coverage, mapper hooks, OpenAPI refs
   test_fixture_case         each fixture is well formed; error cases raise the typed error they name
+  test_expected_request     fixture event -> requests equal to the vendor-authored expectation (from docs)
   test_cassette_replay      fixture event -> requests equal to the cassette's, sent via httpx under vcrpy
-  test_cassette_classified  recorded responses classify as the cassette's provenance says
+  test_cassette_classified  recorded responses classify as the fixture says the vendor documents
+  test_documented_response  documented vendor answers (errors, partial batches) classify as documented
   test_cassette_hygiene     provenance present, no orphan cassettes, no secret value in any cassette
-  test_error_path           400/401/404/408/413/429/500/503/timeout/reset through respx, classified
+  test_error_path           400/401/404/408/413/429/500/503/timeout/reset through respx, classified as the
+                            suite's defaults (data) or the vendor's documented override say
   test_batch_limits         batching keeps max_events/max_bytes and loses nothing
   test_fuzz                 200 hypothesis events per event type: well-formed requests or a typed error
-  test_openapi_fixtures     fixture request bodies validate against the vendor's OpenAPI operation
+  test_vendor_contract_declared  every endpoint with a body has an OpenAPI operation or a documented schema
+  test_vendor_contract      fixture request bodies validate against the vendor's OpenAPI operation or the
+                            connector's documented JSON Schema for that endpoint (fuzzed requests too)
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdk.classify import Outcome
@@ -39,6 +44,7 @@ from sdk.testing.cases import (
     Case,
     cassette_path,
     cassettes_dir,
+    is_live,
     load_cases,
     provenance,
     read_cassette,
@@ -46,10 +52,13 @@ from sdk.testing.cases import (
     safe_url,
     secret_values,
 )
-from sdk.testing.checks import batch_problems, endpoint_for, request_problems
+from sdk.testing.checks import batch_problems, request_problems
+from sdk.testing.contract import contract_gaps, contract_problems, known_mismatches
+from sdk.testing.expect import delivered, expectation_diff
 from sdk.testing.lint import lint_integration
 from sdk.testing.replay import SCENARIOS, Scenario, expected_outcome, replay_case, run_error_scenario
-from sdk.testing.strategies import FUZZ_SETTINGS, events
+from sdk.testing.responses import DocumentedResponse, load_documented
+from sdk.testing.strategies import CONTRACT_FUZZ_EXAMPLES, FUZZ_SETTINGS, events
 
 ROOT = integrations_dir()
 # Per fuzz target: examples run, how many gave requests, how many a typed error (read by conftest.py).
@@ -93,20 +102,21 @@ CASE_PARAMS = [pytest.param(c, id=c.id) for n in NAMES for c in cases(n)]
 REPLAY_PARAMS = [pytest.param(c, id=c.id) for n in NAMES for c in cases(n) if not c.expect_error]
 FUZZ_PARAMS = [pytest.param((f.name, t), id=f"{f.name}-{t}") for f in FOLDERS for t in _event_types(f)]
 ERROR_PARAMS = [pytest.param((n, sc), id=f"{n}-{sc.name}") for n in NAMES for sc in SCENARIOS]
-
-
-def _has_openapi(folder: Path) -> bool:
-    try:
-        return bool((yaml.safe_load((folder / "spec.yaml").read_text()) or {}).get("openapi"))
-    except (OSError, yaml.YAMLError):
-        return False
-
-
-# Only integrations whose vendor publishes a schema get this check; for the others it does not run
-# (and is not counted as passed). Lint catches an endpoint naming an operation without a document.
-OPENAPI_PARAMS = [
-    pytest.param(c, id=c.id) for f in FOLDERS if _has_openapi(f) for c in cases(f.name) if not c.expect_error
+DOCUMENTED_PARAMS = [
+    pytest.param((n, r), id=f"{n}-{r.name}") for n in NAMES for r in load_documented(ROOT / n).responses
 ]
+
+
+def _expect_param(c: Case):
+    """Known mismatches between the docs and today's output are strict xfails: reported, never accepted,
+    and an error when they start passing (then the mark must go)."""
+    reason = c.expect.known_mismatch if c.expect is not None and c.expect.accepted else None
+    why = f"known mismatch with the vendor docs: {reason}"
+    marks = [pytest.mark.xfail(strict=True, reason=why)] if reason else []
+    return pytest.param(c, id=c.id, marks=marks)
+
+
+EXPECT_PARAMS = [_expect_param(c) for n in NAMES for c in cases(n) if not c.expect_error]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,6 +154,33 @@ def test_fixture_case(case: Case) -> None:
             assert not problems, f"{case.path}: malformed request {safe_url(r.url)}: " + "; ".join(problems)
 
 
+@pytest.mark.parametrize("case", EXPECT_PARAMS)
+def test_expected_request(case: Case) -> None:
+    assert not case.problems, "fixture problems:\n  - " + "\n  - ".join(case.problems)
+    exp = case.expect
+    assert exp is not None, (
+        f"{case.path}: no vendor expectation. Run `sluice cassettes build {case.integration}` to draft "
+        '"expect" from the connector\'s output, correct it against the vendor\'s documentation (doc.url, '
+        f"doc.section), then `sluice cassettes build {case.integration} --accept`"
+    )
+    assert exp.accepted, (
+        f"{case.path}: the expectation is a draft drafted from the connector's own output, so it proves "
+        "nothing yet. Check every request against the vendor's documentation, fill in doc.url and "
+        f"doc.section, then `sluice cassettes build {case.integration} --accept` (it shows the diff)"
+    )
+    conn = _connector_or_fail(case.integration)
+    try:
+        got = case.run(conn)
+    except SluiceError as e:
+        pytest.fail(f"{case.path}: the connector rejected this success case with {e.type}: {e.message}")
+    diff = expectation_diff(exp, delivered(conn, got, case.config))
+    assert not diff, (
+        f"{case.path}: the connector's request(s) differ from what the vendor documents "
+        f"({exp.doc.get('url') or 'see expect.requests[].doc'}); fix the mapping, not the expectation:\n  - "
+        + "\n  - ".join(diff[:40])
+    )
+
+
 @pytest.mark.parametrize("case", REPLAY_PARAMS)
 def test_cassette_replay(case: Case) -> None:
     assert not case.problems, (
@@ -158,8 +195,10 @@ def test_cassette_replay(case: Case) -> None:
     secrets = secret_values(conn, [c.config for c in cases(case.integration)])
     requests, results = replay_case(conn, case, path, secrets)
     assert requests, f"{case.path}: a success case must produce at least one request"
-    want = int((case.response or {}).get("status", 200))
-    assert [r.status for r in results] == [want] * len(requests), "replayed status differs from the fixture's"
+    if not is_live(read_cassette(path)):  # a live recording holds the vendor's own status
+        want = int((case.response or {}).get("status", 200))
+        statuses = [r.status for r in results]
+        assert statuses == [want] * len(requests), "replayed status differs from the fixture's"
 
 
 @pytest.mark.parametrize("case", REPLAY_PARAMS)
@@ -168,10 +207,16 @@ def test_cassette_classified(case: Case) -> None:
     path = cassette_path(case, ROOT)
     assert path.exists(), f"no cassette {path}; run `sluice cassettes build {case.integration}`"
     data = read_cassette(path)
-    expected = provenance(data).get("expected_classification")
+    # The person-written fixture is the authority; the cassette carries a copy for readers.
+    expected = case.expected_outcome
     assert expected in {o.value for o in Outcome}, (
-        f"{path}: metadata.provenance.expected_classification must be one of success/retry/throttle/abort; "
-        f"rebuild with `sluice cassettes build {case.integration}`"
+        f"{case.path}: response.classification.outcome must say what the vendor's answer means "
+        "(success/retry/throttle/abort)"
+    )
+    recorded = provenance(data).get("expected_classification")
+    assert recorded == expected, (
+        f"{path}: provenance says {recorded!r} but the fixture says {expected!r}; rebuild with "
+        f"`sluice cassettes build {case.integration}`"
     )
     assert data["interactions"], f"{path} has no interactions"
     for inter in data["interactions"]:
@@ -182,8 +227,30 @@ def test_cassette_classified(case: Case) -> None:
         got = conn.classify(int(resp["status"]["code"]), headers, resp["body"].get("string") or "")
         assert got.outcome.value == expected, (
             f"{path}: the recorded response classifies as {got.outcome.value} ({got.reason}) but the "
-            "cassette "
-            f"expects {expected}; fix spec `responses` rules or the fixture's response"
+            f"fixture documents {expected} ({(case.classification or {}).get('reason')}); fix spec "
+            "`responses` rules"
+        )
+
+
+@pytest.mark.parametrize("target", DOCUMENTED_PARAMS)
+def test_documented_response(target: tuple[str, DocumentedResponse]) -> None:
+    from sdk.classify import classify_response
+
+    name, r = target
+    conn = _connector_or_fail(name)
+    got = classify_response(
+        r.status, r.headers, r.body, conn.spec.responses, request=r.request, jobs=r.jobs
+    )
+    where = f"integrations/{name}/contract/responses.json {r.name} ({r.doc.get('url')})"
+    assert got.outcome.value == r.outcome, (
+        f"{where}: classified {got.outcome.value} ({got.reason}); the vendor documents {r.outcome}. "
+        "Fix the spec's `responses` rules"
+    )
+    if r.events is not None:
+        jobs = [j.outcome.value for j in got.jobs] if got.jobs is not None else None
+        assert jobs == r.events, (
+            f"{where}: per-job outcomes {jobs}, documented {r.events}; add or fix a `per_job` block in the "
+            "spec's `responses` rules"
         )
 
 
@@ -282,30 +349,68 @@ def test_batch_limits(integration: str) -> None:
     assert not problems, f"{integration}: " + "; ".join(problems)
 
 
-def _openapi_problems(conn: Connector, req: VendorRequest) -> list[str]:
-    spec = conn.spec
-    if spec.openapi is None or conn.folder is None:
-        return []
-    ep = endpoint_for(conn, req)
-    op = spec.endpoints[ep].openapi_operation if ep else None
-    if not op:
-        return []
-    from sdk.openapi.validate import load_validator
-
-    errs = load_validator(conn.folder / spec.openapi.document, op).errors(req)
-    return [f"{op}: {e}" for e in errs]
+@pytest.mark.parametrize("integration", NAMES)
+def test_vendor_contract_declared(integration: str) -> None:
+    gaps = contract_gaps(_connector_or_fail(integration))
+    assert not gaps, "every endpoint that sends a body needs a vendor contract:\n  - " + "\n  - ".join(gaps)
 
 
-@pytest.mark.parametrize("case", OPENAPI_PARAMS)
-def test_openapi_fixtures(case: Case) -> None:
+@pytest.mark.parametrize("case", REPLAY_PARAMS)
+def test_vendor_contract(case: Case) -> None:
     conn = _connector_or_fail(case.integration)
     try:
         reqs = case.run(conn)
     except SluiceError as e:
         pytest.fail(f"{case.path}: {e.type}: {e.message}")
-    for r in reqs:
-        problems = _openapi_problems(conn, r)
-        assert not problems, f"{case.path}: body does not match the vendor's schema:\n  " + "\n  ".join(
+    for r in delivered(conn, reqs, case.config):
+        problems = contract_problems(conn, r)
+        assert not problems, f"{case.path}: body breaks the vendor's request contract:\n  " + "\n  ".join(
+            problems
+        )
+
+
+def _fuzz_contract_param(name: str, etype: str):
+    """Known fuzz findings against the vendor contract are xfails, listed with their reason in
+    integrations/<name>/contract/known_mismatches.json (``{"fuzz": {"<type>": "reason"}}``). Not strict:
+    which fuzzed event first shows the problem can depend on events transformed earlier in the same
+    process (mutable state shared between transforms, issue 6 item 0), so a run may miss it."""
+    reason = known_mismatches(ROOT / name).get("fuzz", {}).get(etype)
+    why = f"known mismatch with the vendor contract: {reason}"
+    marks = [pytest.mark.xfail(strict=False, reason=why)] if reason else []
+    return pytest.param((name, etype), id=f"{name}-{etype}", marks=marks)
+
+
+FUZZ_CONTRACT_PARAMS = [_fuzz_contract_param(f.name, t) for f in FOLDERS for t in _event_types(f)]
+
+
+FUZZ_NOW = "2024-05-01T12:00:00Z"
+
+
+@pytest.mark.parametrize("target", FUZZ_CONTRACT_PARAMS)
+@settings(FUZZ_SETTINGS, max_examples=CONTRACT_FUZZ_EXAMPLES)
+@given(data=st.data())
+def test_fuzz_vendor_contract(target: tuple[str, str], data: st.DataObject) -> None:
+    """The same derandomized fuzz events: every request they produce, as delivered, keeps the vendor's
+    request contract (OpenAPI extract or documented JSON Schema)."""
+    name, etype = target
+    conn = _connector_or_fail(name)
+    good = _success_cases(name)
+    bases = [c.event for c in good if c.event_type == etype]
+    if not bases:
+        pytest.fail(f"{name}: no success fixture of type {etype} to fuzz from")
+    configs = [c.config for c in good] or [{}]
+    event = data.draw(events(etype, st.sampled_from(bases)), label="event")
+    config = configs[data.draw(st.integers(0, len(configs) - 1), label="config index")]
+    case = Case(
+        integration=name, name="fuzz", path=Path("fuzz"), config=config, event=event, now=FUZZ_NOW
+    )
+    try:
+        reqs = case.run(conn)
+    except Exception:  # noqa: BLE001 - typed errors and crashes are test_fuzz's business
+        return
+    for r in delivered(conn, reqs, config):
+        problems = contract_problems(conn, r)
+        assert not problems, f"{name}: a fuzzed {etype} request breaks the vendor contract: " + "; ".join(
             problems
         )
 
@@ -370,7 +475,7 @@ def test_fuzz(fuzz_target: tuple[str, str], data: st.DataObject) -> None:
             f"kit.ctx\n{diff}"
         )
     for r in reqs:
-        problems = request_problems(conn, r) + _openapi_problems(conn, r)
+        problems = request_problems(conn, r)
         assert not problems, f"{name}: malformed {etype} request: " + "; ".join(problems)
     if reqs and conn.spec.batching.enabled:
         problems = batch_problems(conn, reqs * 3, config)

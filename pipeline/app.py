@@ -24,8 +24,11 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 
 from pipeline.config import ConfigError, SluiceConfig
+from pipeline.config_checks import check_destination, setting_path
+from pipeline.gateway.connections import server_config
 from pipeline.gateway.http import Gateway
 from pipeline.gateway.writer import GroupWriter
+from pipeline.processor.health import problems, processor_state
 from pipeline.processor.processor import Processor
 from pipeline.queue.db import connect, migrate, q, redact_dsn
 from pipeline.router.guard import AddressGuard
@@ -58,7 +61,10 @@ def load_connectors(
         try:
             connector.check_config(d.config)
         except SluiceError as e:
-            raise ConfigError(f"{where}.config: {e.message}") from None
+            raise ConfigError(f"{where}.config{setting_path(d.config, e.message)}: {e.message}") from None
+        check_destination(connector, d.config, where)
+        for warning in connector.config_warnings(d.config):
+            log.warning("%s.config: %s", where, warning)  # said once, at start-up
         out[d.name] = connector
     return out
 
@@ -139,6 +145,7 @@ class Pipeline:
         self.gateway = Gateway(config, self.writer, self._health_state)
         self.gateway.unprocessed = lambda: self.unprocessed
         self.unprocessed = 0
+        self.processor_health: dict[str, Any] = {}
         self.pool: AsyncConnectionPool | None = None
         self.processor: Processor | None = None
         self.router: Router | None = None
@@ -159,12 +166,12 @@ class Pipeline:
     def _health_state(self) -> dict[str, Any]:
         if self.supervisor is not None:
             alive = self.supervisor.alive
-            return {"ready": self.ready and alive, "workers": "running" if alive else "starting"}
-        return {
-            "ready": self.ready,
-            "leader": self.leader.held,
-            "destinations": sorted(self.workers),
-        }
+            state = {"ready": self.ready and alive, "workers": "running" if alive else "starting"}
+        else:
+            state = {"ready": self.ready, "leader": self.leader.held, "destinations": sorted(self.workers)}
+        state["processor"] = dict(self.processor_health)
+        state["problems"] = problems(self.processor_health, self.config.processor.max_lag_s)
+        return state
 
     def asgi(self) -> Starlette:
         return Starlette(routes=self.gateway.routes())
@@ -237,9 +244,9 @@ class Pipeline:
                     await conn.execute(q("ensure_gateway_partitions"), {"extra": 0})
                     await conn.execute(q("ensure_delivery_partitions"), {"extra": 0})
                     await conn.execute(q("ensure_dedupe_partitions"))
-                    cur = await conn.execute(q("gateway_backlog"))
-                    row = await cur.fetchone()
-                    self.unprocessed = int(row[0] or 0) if row else 0
+                    cur = await conn.execute(q("processor_health"))
+                    self.processor_health = processor_state(await cur.fetchone())
+                    self.unprocessed = self.processor_health.get("backlog", 0)
                     if time.monotonic() - last_drop > 5 and self.leader.held:
                         last_drop = time.monotonic()
                         async with conn.transaction():
@@ -375,22 +382,16 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-async def serve(pipeline: Pipeline, host: str = "127.0.0.1", port: int = 8080) -> None:
+async def serve(
+    pipeline: Pipeline, host: str = "127.0.0.1", port: int = 8080, sockets: list[Any] | None = None
+) -> None:
     """Run until SIGINT/SIGTERM (uvicorn stops accepting and finishes in-flight requests), then drain."""
     await pipeline.start()
     server = _Server(
-        uvicorn.Config(
-            pipeline.asgi(),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=20,
-        )
+        server_config(pipeline.asgi(), pipeline.config.gateway, host, port, timeout_graceful_shutdown=20)
     )
     try:
-        await server.serve()
+        await server.serve(sockets=sockets)
     finally:
         await pipeline.stop()
 
@@ -437,14 +438,7 @@ class ThreadedPipeline:
             self.pipeline = Pipeline(self.config, self.dsn, **self.kwargs)
             await self.pipeline.start()
             self._server = uvicorn.Server(
-                uvicorn.Config(
-                    self.pipeline.asgi(),
-                    host="127.0.0.1",
-                    port=0,
-                    log_level="warning",
-                    access_log=False,
-                    lifespan="off",
-                )
+                server_config(self.pipeline.asgi(), self.config.gateway, "127.0.0.1", 0)
             )
             self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             serve_task = asyncio.create_task(self._server.serve())

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import datetime as dt
+import errno
 import json
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +24,9 @@ from pipeline.queue.db import migrate, redact_dsn
 
 log = logging.getLogger("sluice")
 
+# Where `sluice up` keeps its local Postgres when no DATABASE_URL is set (relative to the working folder).
+LOCAL_DIR = ".sluice"
+
 
 def resolve_dsn(
     config: SluiceConfig | None, database_url: str | None = None, *, start_local: bool = True
@@ -33,13 +38,55 @@ def resolve_dsn(
     if not start_local:
         raise click.ClickException("no database: set DATABASE_URL or database_url in sluice.yaml")
     try:
-        from pipeline.postgres import ensure_local_postgres
+        from pipeline.postgres import EmbeddedPostgresError, start_local_postgres
     except ImportError as e:
         raise click.ClickException(
             f"no DATABASE_URL and the embedded Postgres is unavailable ({e}); set DATABASE_URL=postgresql://..."
         ) from None
-    click.echo("No DATABASE_URL set: starting a local Postgres in .sluice/ ...", err=True)
-    return ensure_local_postgres(Path(".sluice"))
+    click.echo("sluice: no DATABASE_URL set: using a local Postgres in .sluice/ ...", err=True)
+    try:
+        local = start_local_postgres(Path(LOCAL_DIR))
+    except EmbeddedPostgresError as e:
+        raise click.ClickException(str(e)) from None
+    if local.started:
+        click.echo(
+            f"sluice: started a local Postgres (pid {local.pid}, data in {local.data_dir}); it keeps running "
+            "after sluice exits, so the next start is quick: `sluice down` stops it",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"sluice: reusing the local Postgres already running (pid {local.pid}, "
+            f"data in {local.data_dir}); `sluice down` stops it",
+            err=True,
+        )
+    return local.dsn
+
+
+def _listen_socket(host: str, port: int) -> socket.socket:
+    """Bind the gateway's socket before anything else starts, so a taken port is one clear line."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as e:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}; check --host") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {port} on {host} is already in use (another sluice up?); stop that process or "
+                f"pick another port with --port {port + 1 if port else 8081}"
+            ) from None
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {e.strerror}; pick another --port"
+        ) from None
+    sock.set_inheritable(False)
+    return sock
 
 
 def _run(coro: Any) -> Any:
@@ -135,6 +182,7 @@ def register(main: click.Group) -> None:
             load_connectors(config, allow_uncertified=allow_uncertified)
         except ConfigError as e:
             raise click.ClickException(f"{config_path}: {e}") from None
+        sock = _listen_socket(host, port) if role == "all" else None
         dsn = resolve_dsn(config, database_url)
         if role == "workers":
             try:
@@ -163,21 +211,40 @@ def register(main: click.Group) -> None:
                 config, dsn, allow_uncertified=allow_uncertified, run_workers=False, supervisor=supervisor
             )
         try:
-            _run(_up(pipeline, host, port))
+            _run(_up(pipeline, host, port, sock))
         except psycopg.OperationalError as e:
             raise click.ClickException(
                 f"cannot reach the database at {redact_dsn(dsn)}: {str(e).strip().splitlines()[0]}; "
                 "check DATABASE_URL and that Postgres is running"
             ) from None
-        except OSError as e:
-            raise click.ClickException(f"cannot listen on {host}:{port}: {e}; pick another --port") from None
 
-    async def _up(pipeline: Any, host: str, port: int) -> None:
+    async def _up(pipeline: Any, host: str, port: int, sock: socket.socket | None) -> None:
         from pipeline.app import serve
 
         click.echo(f"sluice: gateway on http://{host}:{port} (health: /health)", err=True)
-        await serve(pipeline, host, port)
+        await serve(pipeline, host, port, sockets=[sock] if sock is not None else None)
         click.echo("sluice: stopped cleanly", err=True)
+
+    @main.command("down")
+    @click.option(
+        "--data-dir", default=LOCAL_DIR, show_default=True, help="where `sluice up` keeps the local Postgres"
+    )
+    def down(data_dir: str) -> None:
+        """Stop the local Postgres that `sluice up` started (it keeps running after sluice exits).
+
+        Only the local one in .sluice/: a server named by DATABASE_URL is never touched.
+        """
+        from pipeline.postgres import EmbeddedPostgresError, local_postgres_status, stop_local_postgres
+
+        status = local_postgres_status(Path(data_dir))
+        try:
+            stopped = stop_local_postgres(Path(data_dir))
+        except EmbeddedPostgresError as e:
+            raise click.ClickException(str(e)) from None
+        if stopped:
+            click.echo(f"sluice: stopped the local Postgres (data kept in {status['data_dir']})")
+        else:
+            click.echo(f"sluice: no local Postgres is running for {status['data_dir']}")
 
     @main.group("dlq")
     def dlq() -> None:
@@ -285,17 +352,30 @@ def register(main: click.Group) -> None:
         replay_all: bool,
     ) -> None:
         """Re-enqueue dead letters as new delivery jobs, in their original order."""
-        from pipeline.dlq.store import replay
+        from pipeline.dlq.store import ReplayRefused, replay
 
         if not (ids or destination or since or reason or replay_all):
             raise click.UsageError("say what to replay: --id, --destination, --since, --reason, or --all")
-        pairs = replay(
-            _dsn(config_path, database_url),
-            ids=list(ids) or None,
-            destination=destination,
-            since=_parse_since(since),
-            reason=reason,
-        )
+        # The config says which destinations are delivered: a replay to any other would never leave the queue.
+        path = config_path or "sluice.yaml"
+        if not Path(path).exists():
+            raise click.ClickException(
+                f"{path}: no such file; replay needs the pipeline's config to check that the destinations "
+                "still exist: pass --config PATH"
+            )
+        config = _load(path)
+        try:
+            pairs = replay(
+                _dsn(path, database_url),
+                deliverable={d.name for d in config.destinations if d.enabled},
+                disabled={d.name for d in config.destinations if not d.enabled},
+                ids=list(ids) or None,
+                destination=destination,
+                since=_parse_since(since),
+                reason=reason,
+            )
+        except ReplayRefused as e:
+            raise click.ClickException(str(e)) from None
         click.echo(f"re-enqueued {len(pairs)} dead letter(s)")
         for dl_id, job_id in pairs:
             click.echo(f"  dead letter {dl_id} -> delivery job {job_id}")

@@ -27,9 +27,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Names from sluice.yaml end up in index keys (gateway_jobs.source, delivery_jobs.destination); a btree
+# entry must stay far below Postgres' ~2.7 KB limit, so names are bounded here, where they are written.
+MAX_NAME_LENGTH = 200
+
+
 class Source(_Strict):
-    name: str = Field(min_length=1)
-    write_key: str = Field(min_length=1, description="clients send it as the Basic-auth user name")
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    write_key: str = Field(
+        min_length=1, max_length=1024, description="clients send it as the Basic-auth user name"
+    )
+    type: str | None = Field(
+        default=None,
+        max_length=64,
+        description="source kind (web, ios, android, cloud, ...): selects per-source consent settings",
+    )
 
 
 class RetryPolicy(_Strict):
@@ -67,7 +79,7 @@ class Filters(_Strict):
 
 
 class Destination(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[A-Za-z0-9_.\-]+$")
     integration: str = Field(min_length=1)
     config: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
@@ -122,18 +134,46 @@ class Network(_Strict):
 
 
 class Gateway(_Strict):
+    """Ingestion limits. Every one of them is documented in pipeline/README.md (*Gateway limits*)."""
+
     max_event_bytes: int = Field(default=32 * 1024, ge=256)
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     group_commit_ms: float = Field(default=2.0, ge=0, le=1000)
     max_backlog: int = Field(default=200_000, ge=1, description="events waiting to be committed before 503")
     max_unprocessed: int | None = Field(
-        default=None, ge=1, description="gateway jobs not yet processed before 503 (None: no bound)"
+        default=1_000_000,
+        ge=1,
+        description="gateway jobs not yet processed before the gateway answers 503 (null: no bound); "
+        "bounds the disk a stopped processor lets the queue use",
     )
+    max_inflight_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="request bytes held in memory by all requests at once; beyond it 503 + Retry-After",
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=8,
+        description="open client connections; at the limit the longest-idle one is closed for a new one",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="a request line and headers must arrive within this time"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="a request body must arrive within this time"
+    )
+    keep_alive_s: float = Field(
+        default=5.0, gt=0, description="an idle keep-alive connection is closed after"
+    )
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, description="request line plus headers")
 
 
 class Processor(_Strict):
     dedupe_window_s: float = Field(default=3600.0, ge=0)
     batch_size: int = Field(default=2000, ge=1, le=100_000)
+    max_lag_s: float = Field(
+        default=300.0, gt=0, description="/health says degraded when the oldest unprocessed event is older"
+    )
 
 
 class Router(_Strict):
@@ -236,14 +276,85 @@ def parse_config(raw: Any, where: str = "sluice.yaml", env: dict[str, str] | Non
         raise ConfigError(f"{where} is invalid:\n" + "\n".join(lines)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error.
+
+    Plain YAML keeps the last value silently, so a pasted second ``webhookUrl:`` would win unnoticed.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: keys given here may override merged ones, as YAML intends
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} (first given on line {first.line + 1}); keep only one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_path(root: yaml.Node | None, mark: yaml.Mark | None) -> str:
+    """The key path (``destinations[0].config``) of the node that holds ``mark``, for error messages."""
+    if root is None or mark is None:
+        return ""
+    path = ""
+    node = root
+    while True:
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if v.start_mark.index <= mark.index <= v.end_mark.index or k.start_mark.index == mark.index:
+                    if k.start_mark.index == mark.index:
+                        return path
+                    path += f".{k.value}" if path else str(k.value)
+                    nxt = v
+                    break
+            if nxt is None:
+                return path
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode):
+            nxt = None
+            for i, v in enumerate(node.value):
+                if v.start_mark.index <= mark.index <= v.end_mark.index:
+                    path += f"[{i}]"
+                    nxt = v
+                    break
+            if nxt is None:
+                return path
+            node = nxt
+        else:
+            return path
+
+
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> SluiceConfig:
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text())
+        text = p.read_text()
     except FileNotFoundError:
         raise ConfigError(
             f"{p}: no such file; pass --config PATH or copy examples/sluice.yaml to ./sluice.yaml"
         ) from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.constructor.ConstructorError as e:
+        if e.problem and e.problem.startswith("duplicate key"):
+            try:
+                where = _yaml_path(yaml.compose(text, Loader=yaml.SafeLoader), e.problem_mark)
+            except yaml.YAMLError:
+                where = ""
+            line = e.problem_mark.line + 1 if e.problem_mark else "?"
+            raise ConfigError(f"{p}: {where or '(top level)'}: {e.problem} (line {line})") from None
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML: {e}") from None
     return parse_config(raw, str(p), env)

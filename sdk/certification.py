@@ -2,9 +2,12 @@
 
 ``integrations/<name>/certification.json`` holds a SHA-256 over every file
 that decides the connector's behaviour (spec, mapper, fixtures, OpenAPI
-extract, cassettes), the SDK version, the checks with their counts, and an
-expiry. Loading for production recomputes the hash: any edit after
-certification, or an expired record, is refused until ``sluice certify`` runs again.
+extract, contract schemas, cassettes), a SHA-256 over the SDK modules that
+turn a spec into requests and answers into outcomes (the *engine*), the SDK
+version, the checks with their counts, and an expiry. Loading for production
+recomputes both hashes: an edit to the connector or to the engine after
+certification, another SDK version, or an expired record is refused until
+``sluice certify`` runs again; ``sluice certify --check`` shows such drift in CI.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class CheckResult(BaseModel):
     passed: int
     failed: int = 0
     skipped: int = 0
+    xfailed: int = 0  # strict xfails: known mismatches with the vendor docs, listed in the fixtures
 
 
 class Certification(BaseModel):
@@ -44,6 +48,8 @@ class Certification(BaseModel):
     vendor_description: dict[str, Any] | None = None
     cassettes_recorded_at: dt.datetime | None = None
     cassette_max_age_days: int | None = None
+    engine_hash: str = ""
+    engine_files: list[str] = Field(default_factory=list)
 
 
 def repo_root_for(folder: Path) -> Path:
@@ -75,6 +81,46 @@ def content_hash(folder: Path) -> tuple[str, list[str]]:
     return h.hexdigest(), names
 
 
+# --------------------------------------------------------------------------------------------------
+# The engine: SDK modules whose behaviour decides a connector's requests or the router's outcomes.
+# --------------------------------------------------------------------------------------------------
+SDK_ROOT = Path(__file__).resolve().parent
+# Packages hashed whole (every .py in them, new files included) and single modules. A new SDK module
+# that affects output or classification must be added here, or certification would not see it change.
+ENGINE_PACKAGES = ("mapping", "spec")
+ENGINE_MODULES = (
+    "batching.py",  # merging requests
+    "classify.py",  # outcomes of vendor answers
+    "connector.py",  # transform, request building, auth
+    "context.py",  # clock and ids
+    "delivery.py",  # wire encoding of requests
+    "errors.py",  # error types that fixtures expect
+    "request.py",  # the request model and body encoding
+    "settings.py",  # settings validation and defaults
+)
+
+
+def engine_files(sdk_root: Path | None = None) -> list[Path]:
+    root = sdk_root or SDK_ROOT
+    files = [root / m for m in ENGINE_MODULES if (root / m).exists()]
+    for pkg in ENGINE_PACKAGES:
+        files += sorted(p for p in (root / pkg).rglob("*.py") if "__pycache__" not in p.parts)
+    return sorted(files)
+
+
+def engine_hash(sdk_root: Path | None = None) -> tuple[str, list[str]]:
+    """SHA-256 over the engine modules (path and content), with the list of what it covers."""
+    root = sdk_root or SDK_ROOT
+    h = hashlib.sha256()
+    names = []
+    for p in engine_files(root):
+        rel = "sdk/" + p.relative_to(root).as_posix()
+        names.append(rel)
+        h.update(rel.encode() + b"\0")
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest(), names
+
+
 def write_certification(
     folder: Path,
     checks: list[CheckResult],
@@ -83,8 +129,23 @@ def write_certification(
     cassette_max_age_days: int = DEFAULT_CASSETTE_MAX_AGE_DAYS,
 ) -> Certification:
     now = now or dt.datetime.now(dt.UTC)
+    cert = build_certification(folder, checks, validity_days, now, cassette_max_age_days)
+    (folder / CERT_FILE).write_text(json.dumps(cert.model_dump(mode="json"), indent=2) + "\n")
+    return cert
+
+
+def build_certification(
+    folder: Path,
+    checks: list[CheckResult],
+    validity_days: int = DEFAULT_VALIDITY_DAYS,
+    now: dt.datetime | None = None,
+    cassette_max_age_days: int = DEFAULT_CASSETTE_MAX_AGE_DAYS,
+) -> Certification:
+    """The certificate a run with ``checks`` earns now (not written)."""
+    now = now or dt.datetime.now(dt.UTC)
     digest, names = content_hash(folder)
-    cert = Certification(
+    engine, engine_names = engine_hash()
+    return Certification(
         integration=folder.name,
         content_hash=digest,
         sdk_version=__version__,
@@ -93,9 +154,62 @@ def write_certification(
         checks=checks,
         files=names,
         **drift_record(folder, cassette_max_age_days),
+        engine_hash=engine,
+        engine_files=engine_names,
     )
-    (folder / CERT_FILE).write_text(json.dumps(cert.model_dump(mode="json"), indent=2) + "\n")
-    return cert
+
+
+# Fields that say *what* was certified; dates are left out, since re-running later always moves them.
+SUBSTANCE = ("integration", "content_hash", "sdk_version", "engine_hash", "engine_files", "files", "checks")
+
+
+def certificate_drift(old: Certification | None, new: Certification) -> list[str]:
+    """How the certificate ``new`` differs from the committed ``old`` (empty: it would not change)."""
+    if old is None:
+        return ["no certificate yet"]
+    a, b = old.model_dump(mode="json"), new.model_dump(mode="json")
+    out = []
+    for key in SUBSTANCE:
+        if a.get(key) == b.get(key):
+            continue
+        if key == "checks":
+            was = {c["name"]: c for c in a.get("checks") or []}
+            now = {c["name"]: c for c in b.get("checks") or []}
+            for name in sorted(set(was) | set(now)):
+                if _check_key(name, was.get(name)) != _check_key(name, now.get(name)):
+                    out.append(f"check {name}: {_counts(was.get(name))} -> {_counts(now.get(name))}")
+        elif key in ("files", "engine_files"):
+            old_set, new_set = set(a.get(key) or []), set(b.get(key) or [])
+            gone, added = old_set - new_set, new_set - old_set
+            change = f"+{sorted(added)} -{sorted(gone)}" if gone or added else "order changed"
+            out.append(f"{key}: {change}")
+        elif key == "engine_hash":
+            out.append("engine_hash: an SDK module that affects output or classification changed")
+        elif key == "content_hash":
+            out.append("content_hash: the connector's files or cassettes changed")
+        else:
+            out.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return out
+
+
+# Counters that describe the fuzzing rather than decide it (how many fuzzed events mapped to requests
+# vs. typed errors); they are recorded, but a change in them alone is not certificate drift.
+INFORMATIVE_CHECKS = ("fuzz_requests", "fuzz_typed_errors")
+
+
+def _check_key(name: str, c: dict[str, Any] | None) -> tuple[int, int] | None:
+    """What must stay equal for a check: how many tests it ran, and how many failed. (Whether a
+    non-strict xfail happened to fail this time is not a change in what was certified.)"""
+    if c is None or name in INFORMATIVE_CHECKS:
+        return None
+    ran = sum(int(c.get(k, 0)) for k in ("passed", "failed", "skipped", "xfailed"))
+    return ran, int(c.get("failed", 0))
+
+
+def _counts(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return "(none)"
+    return "/".join(f"{k}={c.get(k, 0)}" for k in ("passed", "failed", "skipped", "xfailed") if c.get(k))
 
 
 def read_certification(folder: Path) -> Certification | None:
@@ -122,9 +236,23 @@ def status(folder: Path, now: dt.datetime | None = None) -> dict[str, Any]:
     digest, _ = content_hash(folder)
     if digest != cert.content_hash:
         return {"certified": False, "reason": "files changed since certification"}
+    engine_problem = engine_mismatch(cert)
+    if engine_problem:
+        return {"certified": False, "reason": engine_problem}
     if any(c.failed for c in cert.checks):
         return {"certified": False, "reason": "the recorded run had failing checks"}
     return {"certified": True, "reason": f"certified until {cert.expires_at.date()}"}
+
+
+def engine_mismatch(cert: Certification) -> str | None:
+    """Why ``cert`` does not hold for the SDK running now (another version or other engine code)."""
+    if cert.sdk_version != __version__:
+        return f"certified with SDK {cert.sdk_version}, running {__version__}"
+    if not cert.engine_hash:
+        return "certified before the engine was hashed"
+    if cert.engine_hash != engine_hash()[0]:
+        return "certified against a different engine (SDK mapping/classification/request code changed)"
+    return None
 
 
 def verify(connector: Any, now: dt.datetime | None = None) -> None:

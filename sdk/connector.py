@@ -52,11 +52,11 @@ _STATIC_ROOTS = {"settings", "vars"}
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML with duplicate keys refused: the later one would silently win."""
 
 
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen = set()
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
@@ -438,9 +438,16 @@ class Connector:
         return req.endpoint if req.endpoint in self.endpoints else None
 
     def classify(
-        self, status: int, headers: dict[str, str] | None = None, body: bytes | str | None = None
+        self,
+        status: int,
+        headers: dict[str, str] | None = None,
+        body: bytes | str | None = None,
+        request: VendorRequest | None = None,
+        jobs: Any = None,
     ) -> Classification:
-        return classify_response(status, headers, body, self.spec.responses)
+        """What the router should do with a vendor answer; ``jobs`` (the merged job requests, or their
+        count) lets a rule attribute a partial batch failure to the jobs it names."""
+        return classify_response(status, headers, body, self.spec.responses, request=request, jobs=jobs)
 
 
 def _header_value(name: str, value: str) -> str:

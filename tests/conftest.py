@@ -24,7 +24,13 @@ import pytest
 # Make ``tests/support`` importable as ``support`` from every test module, whatever pytest's import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support.pg import PrivatePostgres, create_database, drop_database, shared_server_dsn  # noqa: E402
+from support.pg import (  # noqa: E402
+    PrivatePostgres,
+    create_database,
+    drop_database,
+    reachable_tmpdir,
+    shared_server_dsn,
+)
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +51,9 @@ def pg_dsn(pg_server_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
+def private_postgres() -> Iterator[PrivatePostgres]:
     # A short base path keeps the Unix socket path under the kernel's 107-byte limit.
-    pg = PrivatePostgres(tmp_path_factory.mktemp("pg"))
+    pg = PrivatePostgres(reachable_tmpdir("sluice-pg-"))
     try:
         yield pg
     finally:

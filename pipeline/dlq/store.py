@@ -16,6 +16,10 @@ from psycopg.rows import dict_row
 from pipeline.queue.db import q
 
 
+class ReplayRefused(Exception):
+    """The replay would create jobs nothing delivers; the message names the destinations and the fix."""
+
+
 def list_dead_letters(
     dsn: str,
     *,
@@ -46,12 +50,19 @@ def show_dead_letter(dsn: str, dl_id: int) -> dict[str, Any] | None:
 def replay(
     dsn: str,
     *,
+    deliverable: set[str],
+    disabled: set[str] | frozenset[str] = frozenset(),
     ids: list[int] | None = None,
     destination: str | None = None,
     since: dt.datetime | None = None,
     reason: str | None = None,
 ) -> list[tuple[int, int]]:
-    """Re-enqueue matching, not yet replayed dead letters; returns (dead letter id, new job id) pairs."""
+    """Re-enqueue matching, not yet replayed dead letters; returns (dead letter id, new job id) pairs.
+
+    ``deliverable`` are the destinations the pipeline's config delivers (enabled ones); ``disabled`` the
+    ones it has but switched off. A replay that includes any other destination is refused as a whole
+    (ReplayRefused): its jobs would stay pending for ever and leave ``dlq list`` at the same time.
+    """
     with psycopg.connect(dsn) as conn, conn.transaction():
         conn.execute(q("ensure_delivery_partitions"), {"extra": 0})
         selected = [
@@ -63,7 +74,23 @@ def replay(
         ]
         if not selected:
             return []
+        per_destination = dict(conn.execute(q("dlq_replay_destinations"), {"ids": selected}).fetchall())
+        stranded = {d: n for d, n in per_destination.items() if d not in deliverable}
+        if stranded:
+            raise ReplayRefused(_refusal(stranded, deliverable, set(disabled)))
         conn.execute(q("ensure_delivery_partitions"), {"extra": len(selected)})
         rows = conn.execute(q("dlq_replay_insert"), {"ids": selected}).fetchall()
         conn.execute(q("ensure_delivery_partitions"), {"extra": 0})
         return sorted((r[0], r[1]) for r in rows)
+
+
+def _refusal(stranded: dict[str, int], deliverable: set[str], disabled: set[str]) -> str:
+    parts = []
+    for name, n in sorted(stranded.items()):
+        why = "is disabled (enabled: false)" if name in disabled else "is not in the config"
+        parts.append(f"{n} dead letter(s) for destination {name!r}, which {why}")
+    known = ", ".join(sorted(deliverable)) or "none"
+    return (
+        "nothing replayed: " + "; ".join(parts) + f" (destinations delivered now: {known}). "
+        "Add or enable the destination in sluice.yaml first, or narrow the replay with --destination"
+    )

@@ -24,15 +24,29 @@ _MAX_US = (dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC) - _EPOCH) // _US
 _MS_SUFFIX = tuple(f".{ms:03d}Z" for ms in range(1000))
 _SECOND_PREFIX: dict[int, str] = {}
 
+# Documented limits (pipeline/README.md, *Gateway limits*). Identifiers become index keys downstream
+# (delivery_jobs.user_key, dedupe keys); the processor hashes long ones, but an id this long is a client
+# bug, and a 400 that names the field is the useful answer.
+MAX_ID_BYTES = 1024
+ID_FIELDS = ("userId", "anonymousId", "messageId", "groupId", "previousId")
+# How deep objects and arrays may nest; the event object itself is level 1. Far below any recursion limit
+# on the way to the vendor (mappers, batching, JSON encoders), far above what real events use.
+MAX_DEPTH = 64
+# An int id this many bits long prints as more than MAX_ID_BYTES digits.
+_MAX_INT_ID_BITS = int(MAX_ID_BYTES * 3.32)
+
 
 class EventError(Exception):
-    """One event (or the request) is malformed; ``status`` is 400 or 413."""
+    """The request cannot be accepted; ``status`` is the HTTP answer (400, 401, 408, 413 or 503)."""
 
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_request"):
+    def __init__(
+        self, message: str, status: int = 400, code: str = "invalid_request", retry_after: int | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
+        self.retry_after = retry_after
 
 
 def parse_time(value: Any, field: str, where: str) -> dt.datetime:
@@ -48,7 +62,16 @@ def parse_time(value: Any, field: str, where: str) -> dt.datetime:
             f"{where}: {field} {value!r} is not an ISO-8601 timestamp; send e.g. 2024-05-01T12:00:00.000Z"
         ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.replace(tzinfo=dt.UTC)
+    if parsed.utcoffset():
+        # 9999-12-31T23:59:59-01:00 is a valid ISO string whose UTC time (year 10000) no datetime holds.
+        try:
+            parsed.astimezone(_UTC)
+        except OverflowError:
+            raise EventError(
+                f"{where}: {field} {value!r} is outside the supported range (years 0001 to 9999 in UTC); "
+                "send the client's real clock time"
+            ) from None
     return parsed
 
 
@@ -99,6 +122,43 @@ def _iso_or_400(received: dt.datetime, sent: dt.datetime, orig: dt.datetime, whe
         ) from None
 
 
+def _too_long(value: Any) -> bool:
+    """True for an id above MAX_ID_BYTES (UTF-8); ids of other types are checked elsewhere or not at all."""
+    t = type(value)
+    if t is str:
+        # 256 characters are at most 1024 UTF-8 bytes: only longer strings need encoding.
+        return len(value) > 256 and len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES
+    if t is int:
+        return value.bit_length() > _MAX_INT_ID_BITS and len(str(value)) > MAX_ID_BYTES
+    return False
+
+
+def _long_id(where: str, field: str) -> EventError:
+    return EventError(
+        f"{where}: {field} is longer than {MAX_ID_BYTES} bytes; send a shorter id (for example a hash of it)"
+    )
+
+
+def nesting_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when objects/arrays in ``value`` nest more than ``limit`` levels (``value`` itself is level 1).
+
+    Iterative, so it cannot hit the recursion limit it guards against; the gateway calls it only for
+    events whose text has more than ``limit`` brackets (see wire.copy_lines), so it is off the hot path.
+    """
+    if type(value) not in (dict, list):
+        return False
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if type(node) is dict else node
+        for child in children:
+            if type(child) in (dict, list):
+                stack.append((child, depth + 1))
+    return False
+
+
 def _merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
     """Deep merge where the event's own values win over the batch's top-level ones."""
     out = dict(base)
@@ -141,10 +201,16 @@ def normalise(
     aid = get("anonymousId")
     if (uid is None or uid == "") and (aid is None or aid == ""):
         raise EventError(f"{where}: the event needs a userId or an anonymousId; set one of them")
-    if uid is not None and type(uid) not in _ID_TYPES:
-        raise EventError(f"{where}: userId must be a string, got {type(uid).__name__}")
-    if aid is not None and type(aid) not in _ID_TYPES:
-        raise EventError(f"{where}: anonymousId must be a string, got {type(aid).__name__}")
+    if uid is not None:
+        if type(uid) not in _ID_TYPES:
+            raise EventError(f"{where}: userId must be a string, got {type(uid).__name__}")
+        if _too_long(uid):
+            raise _long_id(where, "userId")
+    if aid is not None:
+        if type(aid) not in _ID_TYPES:
+            raise EventError(f"{where}: anonymousId must be a string, got {type(aid).__name__}")
+        if _too_long(aid):
+            raise _long_id(where, "anonymousId")
     for f in _OBJECT_FIELDS:
         v = get(f)
         if v is not None and type(v) is not dict:
@@ -154,16 +220,24 @@ def normalise(
         if type(name) is not str or not name.strip():
             raise EventError(f"{where}: a track event needs an 'event' name (a non-empty string)")
     elif etype == "group":
-        if get("groupId") in (None, ""):
+        gid = get("groupId")
+        if gid in (None, ""):
             raise EventError(f"{where}: a group event needs a groupId")
+        if _too_long(gid):
+            raise _long_id(where, "groupId")
     elif etype == "alias":
-        if get("previousId") in (None, ""):
+        pid = get("previousId")
+        if pid in (None, ""):
             raise EventError(f"{where}: an alias event needs a previousId (the old id)")
+        if _too_long(pid):
+            raise _long_id(where, "previousId")
     mid = get("messageId")
     if mid is None or mid == "":
         event["messageId"] = str(uuid.uuid4())
     elif type(mid) not in _ID_TYPES:
         raise EventError(f"{where}: messageId must be a string, got {type(mid).__name__}")
+    elif _too_long(mid):
+        raise _long_id(where, "messageId")
     if batch_context:
         event["context"] = _merge(batch_context, event.get("context") or {})
     if batch_integrations:

@@ -21,7 +21,17 @@ from starlette.routing import Route
 
 from pipeline import metrics
 from pipeline.config import SluiceConfig
-from pipeline.gateway.events import EVENT_TYPES, EventError, iso, normalise, normalise_batch
+from pipeline.gateway.budget import BodyBudget
+from pipeline.gateway.events import (
+    EVENT_TYPES,
+    MAX_DEPTH,
+    EventError,
+    iso,
+    nesting_exceeds,
+    normalise,
+    normalise_batch,
+)
+from pipeline.gateway.openapi import openapi_document
 from pipeline.gateway.wire import copy_lines, decode_body
 from pipeline.gateway.writer import GroupWriter, Unavailable
 from pipeline.queue.db import copy_text
@@ -29,11 +39,24 @@ from pipeline.queue.db import copy_text
 _OK = b'{"success":true}'
 
 
-def _error(status: int, code: str, message: str, retry_after: int | None = None) -> Response:
+def _error(
+    status: int, code: str, message: str, retry_after: int | None = None, *, close: bool = False
+) -> Response:
     metrics.REQUESTS_REJECTED.labels(str(status)).inc()
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    if close:
+        headers["Connection"] = "close"
     return JSONResponse(
         {"success": False, "code": code, "message": message}, status_code=status, headers=headers
+    )
+
+
+def _busy() -> EventError:
+    return EventError(
+        "the gateway holds as many request bytes as it may (gateway.max_inflight_body_bytes); retry later",
+        503,
+        "busy",
+        retry_after=1,
     )
 
 
@@ -48,6 +71,9 @@ class Gateway:
         self.max_request = config.gateway.max_request_bytes
         self.max_event = config.gateway.max_event_bytes
         self.max_unprocessed = config.gateway.max_unprocessed
+        self.body_timeout = config.gateway.body_timeout_s
+        self.budget = BodyBudget(config.gateway.max_inflight_body_bytes)
+        self._budget_freed = asyncio.Event()
         self.unprocessed: Callable[[], int] = lambda: 0
         self._prefixes: dict[str, bytes] = {}
         self._accepted: dict[str, Any] = {}
@@ -82,35 +108,77 @@ class Gateway:
             return None
         return decoded.partition(":")[0]
 
-    async def _read_body(self, request: Request) -> bytes:
+    def _too_large(self, what: str = "request") -> EventError:
+        return EventError(
+            f"the {what} is larger than {self.max_request} bytes; send smaller batches", 413, "too_large"
+        )
+
+    async def _take(self, n: int, anonymous: bool, wait_s: float) -> bool:
+        """Reserve ``n`` body bytes, waiting up to ``wait_s`` for other requests to give some back."""
+        if self.budget.try_take(n, anonymous):
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while (left := deadline - loop.time()) > 0:
+            self._budget_freed.clear()
+            try:
+                await asyncio.wait_for(self._budget_freed.wait(), timeout=left)
+            except TimeoutError:
+                pass
+            if self.budget.try_take(n, anonymous):
+                return True
+        return False
+
+    def _give_back(self, n: int, anonymous: bool) -> None:
+        if n:
+            self.budget.give_back(n, anonymous)
+            self._budget_freed.set()
+
+    async def _read_body(self, request: Request, anonymous: bool, held: list[int]) -> bytes | bytearray:
+        """The body, with its bytes reserved in the budget (``held[0]`` says how many, to give back).
+
+        Raises EventError: 413 above max_request_bytes (before reading, when Content-Length says so),
+        408 when the body does not arrive within body_timeout_s, 503 when the budget is spent.
+        """
         limit = self.max_request
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        size_known = declared is not None and declared.isdigit()
+        if size_known and int(declared) > limit:
+            raise self._too_large()
+        if size_known and not await self._take(int(declared), anonymous, 1.0):
+            raise _busy()
+        held[0] = int(declared) if size_known else 0
+        body = bytearray()
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                async for chunk in request.stream():
+                    if len(body) + len(chunk) > limit:
+                        raise self._too_large()
+                    if len(body) + len(chunk) > held[0]:
+                        # Chunked, or more than declared (the server would refuse that anyway).
+                        extra = len(body) + len(chunk) - held[0]
+                        if not self.budget.try_take(extra, anonymous):
+                            raise _busy()
+                        held[0] += extra
+                    body += chunk
+        except TimeoutError:
             raise EventError(
-                f"the request is larger than {limit} bytes; send smaller batches", 413, "too_large"
-            )
-        chunks = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise EventError(
-                    f"the request is larger than {limit} bytes; send smaller batches", 413, "too_large"
-                )
-            chunks.append(chunk)
-        body = b"".join(chunks)
+                f"the request body did not arrive within {self.body_timeout:g} s; send it faster or smaller",
+                408,
+                "timeout",
+            ) from None
         if request.headers.get("content-encoding", "").lower() == "gzip":
             try:
                 d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                body = d.decompress(body, limit + 1)
+                plain = d.decompress(body, limit + 1)
             except zlib.error:
                 raise EventError("the body is marked Content-Encoding: gzip but is not valid gzip") from None
-            if len(body) > limit:
-                raise EventError(
-                    f"the decompressed request is larger than {limit} bytes; send smaller batches",
-                    413,
-                    "too_large",
-                )
+            if len(plain) > limit:
+                raise self._too_large("decompressed request")
+            if not self.budget.try_take(len(plain), anonymous):
+                raise _busy()
+            held[0] += len(plain)
+            return plain
         return body
 
     async def ingest(self, request: Request, kind: str) -> Response:
@@ -119,17 +187,32 @@ class Gateway:
         if self.max_unprocessed is not None and self.unprocessed() > self.max_unprocessed:
             return _error(503, "backlog", "the pipeline is behind; retry later", 2)
         header_key = self._header_key(request)
+        if header_key is not None and header_key not in self.sources:
+            # Refused before a byte of the body is read; the connection closes so it is not read later.
+            return _error(
+                401,
+                "unauthorized",
+                "unknown write key; check the source's write_key in sluice.yaml",
+                close=True,
+            )
+        anonymous = header_key is None
+        held = [0]
         try:
-            body = await self._read_body(request)
-            source, data, count = self.prepare(body, kind, header_key)
-        except EventError as e:
-            return _error(e.status, e.code, e.message)
-        try:
-            await self.writer.submit(data, count)
-        except Unavailable as e:
-            return _error(503, "unavailable", f"{e.reason}; retry later", e.retry_after)
-        except asyncio.CancelledError:
-            raise
+            try:
+                body = await self._read_body(request, anonymous, held)
+                source, data, count = self.prepare(body, kind, header_key)
+            except EventError as e:
+                # Whatever is left of the body is not read: close instead of keeping the connection.
+                return _error(e.status, e.code, e.message, e.retry_after, close=e.status != 400)
+            del body
+            try:
+                await self.writer.submit(data, count)
+            except Unavailable as e:
+                return _error(503, "unavailable", f"{e.reason}; retry later", e.retry_after)
+            except asyncio.CancelledError:
+                raise
+        finally:
+            self._give_back(held[0], anonymous)
         accepted = self._accepted.get(source)
         if accepted is None:
             accepted = self._accepted[source] = metrics.EVENTS_ACCEPTED.labels(source)
@@ -173,6 +256,12 @@ class Gateway:
                 raise EventError("context must be a JSON object")
             if bint is not None and type(bint) is not dict:
                 raise EventError("integrations must be a JSON object")
+            # Merged into every event (recursively): bound their depth before the merge walks them.
+            if nesting_exceeds(bctx, MAX_DEPTH - 1) or nesting_exceeds(bint, MAX_DEPTH - 1):
+                raise EventError(
+                    f"the batch's context or integrations nest more than {MAX_DEPTH - 1} levels deep; "
+                    "flatten them"
+                )
             normalise_batch(
                 events,
                 received=received,
@@ -196,7 +285,8 @@ class Gateway:
         state = self.is_ready()
         ok = state.get("ready") and self.writer.connected
         state["database"] = "up" if self.writer.connected else "unreachable"
-        state["status"] = "ok" if ok else "unavailable"
+        # Degraded: still accepting and persisting events (200), but delivery is behind or failing.
+        state["status"] = ("degraded" if state.get("problems") else "ok") if ok else "unavailable"
         return JSONResponse(state, status_code=200 if ok else 503)
 
     async def metrics(self, request: Request) -> Response:
@@ -204,126 +294,3 @@ class Gateway:
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document(self.config))
-
-
-def openapi_document(config: SluiceConfig) -> dict[str, Any]:
-    """A hand-written OpenAPI 3.1 description of the gateway (what clients may send and get back)."""
-    error = {
-        "type": "object",
-        "properties": {
-            "success": {"type": "boolean"},
-            "code": {"type": "string"},
-            "message": {"type": "string"},
-        },
-    }
-    common = {
-        "type": "object",
-        "properties": {
-            "type": {"type": "string", "enum": list(EVENT_TYPES)},
-            "userId": {"type": "string"},
-            "anonymousId": {"type": "string"},
-            "messageId": {"type": "string"},
-            "timestamp": {"type": "string", "format": "date-time"},
-            "originalTimestamp": {"type": "string", "format": "date-time"},
-            "sentAt": {"type": "string", "format": "date-time"},
-            "context": {"type": "object"},
-            "integrations": {"type": "object"},
-            "properties": {"type": "object"},
-            "traits": {"type": "object"},
-            "event": {"type": "string"},
-            "name": {"type": "string"},
-            "groupId": {"type": "string"},
-            "previousId": {"type": "string"},
-        },
-        "anyOf": [{"required": ["userId"]}, {"required": ["anonymousId"]}],
-    }
-    responses = {
-        "200": {"description": "persisted", "content": {"application/json": {"schema": {"type": "object"}}}},
-        "400": {"description": "invalid event", "content": {"application/json": {"schema": error}}},
-        "401": {
-            "description": "unknown or missing write key",
-            "content": {"application/json": {"schema": error}},
-        },
-        "413": {
-            "description": "event or request too large",
-            "content": {"application/json": {"schema": error}},
-        },
-        "503": {
-            "description": "queue unavailable; retry after Retry-After seconds",
-            "content": {"application/json": {"schema": error}},
-        },
-    }
-    paths: dict[str, Any] = {}
-    for t in EVENT_TYPES:
-        paths[f"/v1/{t}"] = {
-            "post": {
-                "operationId": t,
-                "summary": f"Send one {t} event",
-                "security": [{"writeKey": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
-                },
-                "responses": responses,
-            }
-        }
-    paths["/v1/batch"] = {
-        "post": {
-            "operationId": "batch",
-            "summary": "Send up to max_request_bytes of events",
-            "security": [{"writeKey": []}],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["batch"],
-                            "properties": {
-                                "batch": {
-                                    "type": "array",
-                                    "minItems": 1,
-                                    "items": {"$ref": "#/components/schemas/Event"},
-                                },
-                                "context": {"type": "object"},
-                                "integrations": {"type": "object"},
-                                "sentAt": {"type": "string", "format": "date-time"},
-                                "writeKey": {"type": "string"},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": responses,
-        }
-    }
-    paths["/health"] = {
-        "get": {
-            "operationId": "health",
-            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
-        }
-    }
-    paths["/metrics"] = {
-        "get": {"operationId": "metrics", "responses": {"200": {"description": "Prometheus text"}}}
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Sluice gateway",
-            "version": "1",
-            "description": "Segment-compatible ingestion; events up to "
-            f"{config.gateway.max_event_bytes} bytes, "
-            f"requests up to {config.gateway.max_request_bytes} bytes.",
-        },
-        "paths": paths,
-        "components": {
-            "schemas": {"Event": common},
-            "securitySchemes": {
-                "writeKey": {
-                    "type": "http",
-                    "scheme": "basic",
-                    "description": "write key as user name, empty password",
-                }
-            },
-        },
-    }

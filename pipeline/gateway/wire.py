@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.gateway.events import EventError
+from pipeline.gateway.events import MAX_DEPTH, EventError, nesting_exceeds
 
 # Server-added fields (messageId, receivedAt, timestamp) may push an event at the client's own
 # limit slightly over; they are not the client's fault.
@@ -30,6 +30,7 @@ SERVER_FIELDS_SLACK = 512
 # have at least 19). A run inside a string only costs that request the slower path.
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_DIGIT_RUN = b"0" * 19
+_STR_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
 
 _std_loads = json.loads
 # allow_nan=False: a number the stdlib parsed as inf (1e400) must be a 400, not "Infinity" in a COPY
@@ -61,8 +62,29 @@ def decode_body(body: bytes) -> tuple[Any, bool]:
         raise EventError(f"the body is not valid JSON ({e}); send a JSON object") from None
 
 
+def loads_exact(text: str) -> Any:
+    """Parse JSON text that is already known to be valid (a stored event) with the same exactness rule
+    as ``decode_body``: orjson, unless a run of 19+ digits means an integer it would round.
+
+    Raises ValueError (or RecursionError) when the stdlib cannot hold the value either, e.g. an integer
+    of more than 4300 digits, which jsonb stores but Python refuses to convert.
+    """
+    if "0" * 19 not in text.translate(_STR_DIGITS_TO_ZERO):
+        try:
+            return _loads(text)
+        except _OrjsonDecodeError:
+            pass
+    return _std_loads(text)
+
+
 def _too_large(i: int, max_event: int) -> EventError:
     return EventError(f"event {i} is larger than {max_event} bytes; trim its properties", 413, "too_large")
+
+
+def _too_deep(i: int) -> EventError:
+    return EventError(
+        f"event {i} nests objects/arrays more than {MAX_DEPTH} levels deep; flatten its properties"
+    )
 
 
 def _nul(i: int) -> EventError:
@@ -103,9 +125,12 @@ def copy_lines(events: list[Any], prefix: bytes, max_event: int, fast: bool) -> 
             text = _dumps(ev)
         except _OrjsonEncodeError:
             # Nesting deeper than orjson's encoder allows (it parses deeper than it writes).
-            text = _std_encode(ev).encode("utf-8")
+            raise _too_deep(i) from None
         if len(text) > limit:
             raise _too_large(i, max_event)
+        # Depth needs at least MAX_DEPTH brackets: two C-speed counts spare the walk for nearly every event.
+        if text.count(b"{") + text.count(b"[") > MAX_DEPTH and nesting_exceeds(ev):
+            raise _too_deep(i)
         if b"\\" in text:
             if b"\\u0000" in text and _has_nul_escape(text):
                 raise _nul(i)
@@ -120,6 +145,8 @@ def _copy_lines_std(events: list[Any], prefix: bytes, max_event: int, limit: int
     """The stdlib path, for payloads orjson did not parse (rare: see the module docstring)."""
     texts = []
     for i, ev in enumerate(events):
+        if nesting_exceeds(ev):
+            raise _too_deep(i)
         try:
             text = _std_encode(ev)
         except ValueError:

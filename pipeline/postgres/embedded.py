@@ -3,7 +3,15 @@
 Why this exists: the pipeline's promise is "one command, no hosted control plane". A developer who runs
 ``sluice up`` on a laptop (or a CI box) must get a durable queue without installing or configuring a
 database first. So we run a private Postgres cluster whose data lives in the project (``.sluice/pgdata``)
-and talk to it over a Unix socket only, which avoids port clashes and needs no passwords.
+and talk to it over a Unix socket only, which avoids port clashes.
+
+It is private in the security sense too: the socket directory is 0700 and owned by the user the cluster
+runs as, the socket itself 0700, and every connection needs the superuser password (scram-sha-256),
+which is generated at ``initdb`` and kept in ``.sluice/pgpass`` (0600, owned by whoever runs sluice;
+the DSN names that file, it never contains the password). Other local users can neither reach the
+socket nor log in. A cluster made by an older sluice (trust authentication) is converted on its next
+start. Parent directories are never opened up silently: when the service user cannot reach the data
+folder, the error says what to do.
 
 Where the binaries come from, in order of preference:
 
@@ -22,11 +30,14 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import grp
 import hashlib
 import importlib.util
 import logging
 import os
 import pwd
+import re
+import secrets
 import shutil
 import signal
 import stat
@@ -37,6 +48,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 log = logging.getLogger("sluice.postgres")
 
@@ -47,6 +59,8 @@ SOCKET_PORT = 5432
 # The Linux limit for a Unix socket path is 107 bytes; leave room for "/.s.PGSQL.5432".
 _MAX_SOCKET_DIR_LEN = 90
 _FALLBACK_USER = "sluice-pg"
+# The libpq password file beside the data folder (.sluice/pgpass): `*:*:*:postgres:<password>`.
+PASSFILE_NAME = "pgpass"
 
 # Settings appended to postgresql.conf at initdb time. Durability settings (fsync, synchronous_commit,
 # full_page_writes) stay at Postgres defaults on purpose: the gateway acknowledges only after commit,
@@ -54,6 +68,8 @@ _FALLBACK_USER = "sluice-pg"
 _CONF = """
 # --- added by sluice (pipeline/postgres/embedded.py) ---
 listen_addresses = ''
+unix_socket_permissions = 0700
+password_encryption = scram-sha-256
 max_connections = 300
 shared_buffers = 128MB
 wal_buffers = 16MB
@@ -162,16 +178,51 @@ def _service_user() -> str | None:
     return _FALLBACK_USER
 
 
-def _grant_traverse(path: Path) -> None:
-    """Let other users traverse (o+x, not read) every parent of ``path``, so the service user reaches it."""
-    for parent in [path, *path.parents]:
+def _blocking_parent(path: Path, user: str) -> Path | None:
+    """The first directory on the way to ``path`` that ``user`` may not traverse, else None."""
+    pw = pwd.getpwnam(user)
+    if pw.pw_uid == 0:
+        return None
+    gids = set(os.getgrouplist(user, pw.pw_gid))
+    for d in [*reversed(path.parents), path]:
         try:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                parent.chmod(mode | stat.S_IXOTH)
-                log.warning("granted o+x on %s so the Postgres service user can reach %s", parent, path)
-        except OSError:
-            pass
+            st = d.stat()
+        except FileNotFoundError:
+            return None  # created later, by us, with the right owner
+        if st.st_uid == pw.pw_uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in gids:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            return d
+    return None
+
+
+def _require_reachable(path: Path, user: str | None, what: str) -> None:
+    """Fail, saying how to fix it, when the service user cannot reach ``path``. Never changes modes."""
+    if user is None:
+        return
+    blocked = _blocking_parent(path, user)
+    if blocked is None:
+        return
+    st = blocked.stat()
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    raise EmbeddedPostgresError(
+        f"the local Postgres runs as user {user!r} (Postgres refuses to run as root), which cannot reach "
+        f"{what} {path}: {blocked} (mode {stat.S_IMODE(st.st_mode):04o}, owner {owner}:{group}) does not "
+        f"let it through. Fix one of: run sluice from a folder {user!r} can reach (for example under "
+        f"/srv or /tmp); or allow passing through (not listing) with `chmod o+x {blocked}` if that is "
+        "acceptable on this machine; or set DATABASE_URL to an existing Postgres server."
+    )
 
 
 def _pick_runner() -> _Runner:
@@ -179,9 +230,9 @@ def _pick_runner() -> _Runner:
     tried: list[str] = []
     for bindir in _candidate_bindirs():
         runner = _Runner(bindir=bindir, user=user)
-        if user is not None:
-            _grant_traverse(bindir)
-            _grant_traverse(bindir.parent / "lib")
+        if user is not None and (blocked := _blocking_parent(bindir, user)) is not None:
+            tried.append(f"{bindir}: user {user!r} cannot pass through {blocked}")
+            continue
         try:
             res = runner.run(["postgres", "--version"], timeout=30, check=False)
         except (OSError, subprocess.SubprocessError) as exc:
@@ -246,9 +297,31 @@ def _read_postmaster(data_dir: Path) -> tuple[int, Path, int] | None:
     return pid, sock, port
 
 
-def dsn_for(socket_dir: Path, port: int = SOCKET_PORT, dbname: str = DEFAULT_DATABASE) -> str:
-    """A libpq URL for a Unix-socket server (accepted by psycopg, psql and DATABASE_URL)."""
-    return f"postgresql://{SUPERUSER}@/{dbname}?host={socket_dir}&port={port}"
+def dsn_for(
+    socket_dir: Path, port: int = SOCKET_PORT, dbname: str = DEFAULT_DATABASE, passfile: Path | None = None
+) -> str:
+    """A libpq URL for a Unix-socket server (accepted by psycopg, psql and DATABASE_URL).
+
+    The password stays in ``passfile`` (libpq reads it), so the DSN can be logged and passed around.
+    """
+    dsn = f"postgresql://{SUPERUSER}@/{quote(dbname)}?host={quote(str(socket_dir))}&port={port}"
+    if passfile is not None:
+        dsn += f"&passfile={quote(str(passfile))}"
+    return dsn
+
+
+def _passfile(data_dir: Path) -> Path:
+    return data_dir.parent / PASSFILE_NAME
+
+
+def _write_passfile(path: Path, password: str) -> None:
+    """``*:*:*:postgres:<password>``, 0600 and owned by this process's user (libpq ignores it otherwise)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"*:*:*:{SUPERUSER}:{password}\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 def _wait_ready(dsn: str, timeout: float) -> None:
@@ -267,10 +340,11 @@ def _wait_ready(dsn: str, timeout: float) -> None:
     raise EmbeddedPostgresError(f"local Postgres did not accept connections within {timeout:.0f}s: {last}")
 
 
-def _ensure_database(socket_dir: Path, port: int, dbname: str) -> None:
+def _ensure_database(socket_dir: Path, port: int, dbname: str, passfile: Path) -> None:
     import psycopg
 
-    with psycopg.connect(dsn_for(socket_dir, port, "postgres"), autocommit=True, connect_timeout=10) as conn:
+    dsn = dsn_for(socket_dir, port, "postgres", passfile)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
         if not exists:
             try:
@@ -288,11 +362,28 @@ def ensure_local_postgres(data_dir: Path, *, dbname: str = DEFAULT_DATABASE, tim
     Idempotent: a running instance for the same data is reused, a stopped one is started, a missing one is
     created with ``initdb``. The database ``dbname`` is created if missing.
     """
-    data_dir = Path(data_dir).expanduser().resolve()
-    if not (data_dir / "PG_VERSION").exists() and data_dir.name != "pgdata":
-        data_dir = data_dir / "pgdata"
+    return start_local_postgres(data_dir, dbname=dbname, timeout=timeout).dsn
+
+
+@dataclass(frozen=True)
+class LocalPostgres:
+    """A running local cluster: its DSN, whether this call started it, and its postmaster pid."""
+
+    dsn: str
+    started: bool
+    pid: int
+    data_dir: Path
+
+
+def start_local_postgres(
+    data_dir: Path, *, dbname: str = DEFAULT_DATABASE, timeout: float = 60
+) -> LocalPostgres:
+    """``ensure_local_postgres`` that also says whether the server was already running (``sluice up``
+    tells the user, since a reused server keeps running after sluice exits until ``sluice down``)."""
+    data_dir = _data_dir(data_dir)
     with _locked(data_dir):
         running = _read_postmaster(data_dir)
+        started = running is None
         if running is None:
             _start(data_dir, timeout)
             running = _read_postmaster(data_dir)
@@ -300,18 +391,62 @@ def ensure_local_postgres(data_dir: Path, *, dbname: str = DEFAULT_DATABASE, tim
                 raise EmbeddedPostgresError(
                     f"local Postgres in {data_dir} reported started but has no socket; see {data_dir}/log/"
                 )
-        _, sock, port = running
-        _wait_ready(dsn_for(sock, port, "postgres"), timeout)
-        _ensure_database(sock, port, dbname)
-        return dsn_for(sock, port, dbname)
+        pid, sock, port = running
+        passfile = _passfile(data_dir)
+        _secure(data_dir, sock, port, passfile)
+        _wait_ready(dsn_for(sock, port, "postgres", passfile), timeout)
+        _ensure_database(sock, port, dbname, passfile)
+        return LocalPostgres(dsn_for(sock, port, dbname, passfile), started, pid, data_dir)
+
+
+def _data_dir(data_dir: Path) -> Path:
+    data_dir = Path(data_dir).expanduser().resolve()
+    if not (data_dir / "PG_VERSION").exists() and data_dir.name != "pgdata":
+        data_dir = data_dir / "pgdata"
+    return data_dir
+
+
+_TRUST_LINE = re.compile(r"^(\s*(?:local|host\S*)\s.*\s)trust(\s*)$", re.MULTILINE)
+
+
+def _secure(data_dir: Path, sock: Path, port: int, passfile: Path) -> None:
+    """Convert a cluster made by an older sluice (trust on a world-writable socket) to password auth.
+
+    Idempotent: a cluster with a password file and no ``trust`` line is left alone. The socket directory
+    is closed to other users at once; ``unix_socket_permissions`` applies from the next start.
+    """
+    sock.chmod(0o700)
+    hba = data_dir / "pg_hba.conf"
+    try:
+        text = hba.read_text()
+    except PermissionError:
+        text = ""  # readable by the service user only: initdb wrote it, so it is ours and current
+    if passfile.exists() and not _TRUST_LINE.search(text):
+        return
+    import psycopg
+
+    password = secrets.token_hex(24)
+    with psycopg.connect(dsn_for(sock, port, "postgres", passfile), autocommit=True, connect_timeout=10) as c:
+        c.execute("SET password_encryption = 'scram-sha-256'")
+        c.execute(
+            psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                psycopg.sql.Identifier(SUPERUSER), psycopg.sql.Literal(password)
+            )
+        )
+        _write_passfile(passfile, password)
+        if _TRUST_LINE.search(text):
+            hba.write_text(_TRUST_LINE.sub(r"\1scram-sha-256\2", text))
+            with open(data_dir / "postgresql.conf", "a") as fh:
+                fh.write("unix_socket_permissions = 0700\n")
+            c.execute("SELECT pg_reload_conf()")
+    log.warning("local Postgres in %s now requires a password (kept in %s)", data_dir, passfile)
 
 
 def _start(data_dir: Path, timeout: float) -> None:
     runner = _pick_runner()
     user = runner.user
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    if user is not None:
-        _grant_traverse(data_dir.parent)
+    _require_reachable(data_dir, user, "the data folder")
     pw = pwd.getpwnam(user) if user else None
 
     if not (data_dir / "PG_VERSION").exists():
@@ -325,27 +460,60 @@ def _start(data_dir: Path, timeout: float) -> None:
             os.chown(data_dir, pw.pw_uid, pw.pw_gid)
         data_dir.chmod(0o700)
         log.info("initialising local Postgres in %s (binaries: %s)", data_dir, runner.bindir)
-        runner.run(
-            ["initdb", "-D", str(data_dir), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
-             "--no-instructions"],
-            timeout=max(timeout, 120),
-        )
+        password = secrets.token_hex(24)
+        # initdb reads the password from a file the service user can read (not inside the data folder,
+        # which must be empty); it exists for the initdb call only.
+        pwfile = data_dir.parent / f".{data_dir.name}.initdb-password"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+        if pw:
+            os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+        try:
+            runner.run(
+                [
+                    "initdb",
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                timeout=max(timeout, 120),
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        _write_passfile(_passfile(data_dir), password)
         with open(data_dir / "postgresql.conf", "a") as fh:
             fh.write(_CONF)
 
     sock = _socket_dir(data_dir)
-    sock.mkdir(parents=True, exist_ok=True)
+    sock.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sock.chmod(0o700)  # only the service user (and root) may reach the socket
     logdir = data_dir.parent / "pglog"
-    logdir.mkdir(parents=True, exist_ok=True)
+    logdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if pw:
         for d in (sock, logdir):
             os.chown(d, pw.pw_uid, pw.pw_gid)
-        _grant_traverse(sock)
     # A crashed server can leave a stale postmaster.pid; postgres itself detects and replaces it.
     opts = f"-k {sock} -p {SOCKET_PORT} -c listen_addresses=''"
     res = runner.run(
-        ["pg_ctl", "-D", str(data_dir), "-w", "-t", str(int(timeout)), "-l", str(logdir / "server.log"),
-         "-o", opts, "start"],
+        [
+            "pg_ctl",
+            "-D",
+            str(data_dir),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "-l",
+            str(logdir / "server.log"),
+            "-o",
+            opts,
+            "start",
+        ],
         timeout=timeout + 30,
         check=False,
     )
@@ -411,7 +579,8 @@ def local_postgres_status(data_dir: Path) -> dict:
     if running is None:
         return {"data_dir": str(data_dir), "running": False}
     pid, sock, port = running
-    return {"data_dir": str(data_dir), "running": True, "pid": pid, "dsn": dsn_for(sock, port)}
+    dsn = dsn_for(sock, port, passfile=_passfile(data_dir))
+    return {"data_dir": str(data_dir), "running": True, "pid": pid, "dsn": dsn}
 
 
 def remove_local_postgres(data_dir: Path) -> None:

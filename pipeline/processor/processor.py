@@ -23,11 +23,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from pipeline import metrics
 from pipeline.config import Destination, SluiceConfig
+from pipeline.gateway.wire import loads_exact
+from pipeline.processor.keys import bounded, dedupe_key
 from pipeline.processor.routing import integration_enabled, passes_filters, user_key
 from pipeline.queue.db import copy_json, copy_text, q
 from sdk.connector import Connector
 from sdk.context import TransformContext
-from sdk.errors import SluiceError
+from sdk.errors import EventDropped, SluiceError
 
 log = logging.getLogger("sluice.processor")
 
@@ -70,6 +72,7 @@ class Processor:
             s.name: [self.targets[d.name] for d in config.destinations_for(s.name) if d.name in self.targets]
             for s in config.sources
         }
+        self.source_types = {s.name: s.type for s in config.sources}
         self.batch_size = config.processor.batch_size
         self.window_s = float(config.processor.dedupe_window_s)
         self.on_jobs = on_jobs
@@ -92,8 +95,9 @@ class Processor:
                 await _sleep_or(stopping, backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            except Exception:  # noqa: BLE001 - the processor must keep running
+            except Exception as e:  # noqa: BLE001 - the processor must keep running
                 log.exception("processor: unexpected error; retrying")
+                await self._note_failure(f"{type(e).__name__}: {e}")
                 await _sleep_or(stopping, 1.0)
                 continue
             if n < self.batch_size:
@@ -105,6 +109,14 @@ class Processor:
                 except TimeoutError:
                     pass
 
+    async def _note_failure(self, reason: str) -> None:
+        """Record a failed round for /health (best effort: the database may be the problem)."""
+        try:
+            async with self.pool.connection(timeout=5) as conn:
+                await conn.execute(q("processor_failed"), {"error": reason[:1000]})
+        except Exception:  # noqa: BLE001 - nothing more to do; the round is retried anyway
+            pass
+
     async def round(self) -> int:
         """Process one batch; returns how many gateway jobs it consumed."""
         async with self.pool.connection() as conn:
@@ -112,88 +124,152 @@ class Processor:
             row = await cur.fetchone()
             after = row[0] if row else 0
             cur = await conn.execute(q("processor_read"), {"after": after, "limit": self.batch_size})
-            rows = await cur.fetchall()
+            rows = [(gid, source, _parse(text)) for gid, source, text in await cur.fetchall()]
             if not rows:
                 return 0
-            mids = [str(ev.get("messageId")) for _, _, ev in rows if isinstance(ev, dict)]
-            seen: set[str] = set()
-            dedupe = self.window_s > 0
-            if dedupe and mids:
-                cur = await conn.execute(
-                    q("dedupe_seen"), {"ids": json.dumps(mids), "window_s": self.window_s}
-                )
-                seen = {r[0] for r in await cur.fetchall()}
-            lines: list[str] = []
-            dead: dict[str, list[Any]] = {
-                k: [] for k in ("gateway_ids", "destinations", "users", "message_ids", "events", "reasons")
-            }
-            new_mids: list[str] = []
-            counts: Counter[str] = Counter()
-            jobs_per_dest: Counter[str] = Counter()
-            touched: set[str] = set()
-            for i, (gid, source, ev) in enumerate(rows):
-                if i and i % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
-                mid = str(ev.get("messageId"))
-                if dedupe:
-                    if mid in seen:
-                        counts["duplicate"] += 1
-                        continue
-                    seen.add(mid)
-                    new_mids.append(mid)
-                counts["accepted"] += 1
-                targets = self.by_source.get(source, [])
-                if not targets:
-                    continue
-                ukey = user_key(ev)
-                ev_text: str | None = None
-                integrations = ev.get("integrations")
-                for t in targets:
-                    if not integration_enabled(integrations, t.names) or not passes_filters(ev, t.dest):
-                        counts["filtered"] += 1
-                        continue
-                    if ev_text is None:
-                        ev_text = json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
-                    try:
-                        ctx = TransformContext.at(None, seed=mid)
-                        reqs = t.connector.transform(ev, t.dest.config, ctx)
-                    except SluiceError as e:
-                        reason = f"{e.type}: {e.message}"
-                        self._dead(dead, gid, t.dest.name, ukey, mid, ev_text, reason)
-                        continue
-                    except Exception as e:  # noqa: BLE001 - a mapper bug must not stop the pipeline
-                        reason = f"mapper_error: {type(e).__name__}: {e}"
-                        self._dead(dead, gid, t.dest.name, ukey, mid, ev_text, reason)
-                        continue
-                    if not reqs:
-                        counts["no_request"] += 1
-                        continue
-                    wire = json.dumps([r.to_wire() for r in reqs], separators=(",", ":"), ensure_ascii=False)
-                    lines.append(
-                        f"{copy_text(t.dest.name)}\t{copy_text(ukey)}\t{copy_text(mid)}\t{gid}\t"
-                        f"{copy_json(ev_text)}\t{copy_json(wire)}\n"
-                    )
-                    touched.add(t.dest.name)
-                    jobs_per_dest[t.dest.name] += 1
-            last_id = rows[-1][0]
-            async with conn.transaction():
-                if lines:
-                    await self._copy(conn, "".join(lines).encode("utf-8", "surrogatepass"))
-                if dead["gateway_ids"]:
-                    await conn.execute(q("transform_dead_letters"), dead)
-                if new_mids and self.window_s > 0:
-                    await conn.execute(q("dedupe_insert"), {"ids": json.dumps(new_mids)})
-                cur = await conn.execute(q("processor_advance"), {"to": last_id, "from": after})
-                if cur.rowcount != 1:
-                    raise RuntimeError("processor cursor moved under us; is another processor running?")
+            await self._hand_off_or_split(conn, rows, after)
             self.processed += len(rows)
-            for outcome, n in counts.items():
-                metrics.PROCESSED.labels(outcome).inc(n)
-            for dest, n in jobs_per_dest.items():
-                metrics.DELIVERY_JOBS_CREATED.labels(dest).inc(n)
-            if touched and self.on_jobs:
-                self.on_jobs(touched)
             return len(rows)
+
+    async def _hand_off_or_split(self, conn: psycopg.AsyncConnection, rows: list[Any], after: int) -> None:
+        """Hand ``rows`` (the gateway jobs after cursor ``after``, in id order) off in one transaction.
+
+        If that fails for a reason the data can cause (anything but a lost connection, a database that
+        is shutting down or out of resources, or a serialisation conflict), the rows are split in two
+        and each half is handed off on its own, down to a single event, which is dead-lettered with
+        the reason: one bad event costs about 2 log2(batch) small transactions, never the pipeline.
+        """
+        try:
+            await self._hand_off(conn, rows, after)
+            return
+        except Exception as e:  # noqa: BLE001 - classified below; transient ones propagate
+            if _transient(e):
+                raise
+            failure = e
+        reason = f"{type(failure).__name__}: {str(failure).strip()}"[:1000]
+        log.warning(
+            "processor: handing off gateway jobs %d..%d failed (%s); splitting to isolate the cause",
+            rows[0][0],
+            rows[-1][0],
+            reason,
+        )
+        await conn.execute(q("processor_failed"), {"error": reason})
+        if len(rows) == 1:
+            await self._isolate(conn, rows[0], after, reason)
+            return
+        half = len(rows) // 2
+        await self._hand_off_or_split(conn, rows[:half], after)
+        await self._hand_off_or_split(conn, rows[half:], rows[half - 1][0])
+
+    async def _hand_off(self, conn: psycopg.AsyncConnection, rows: list[Any], after: int) -> None:
+        for gid, _, ev in rows:
+            if isinstance(ev, Unreadable):
+                raise ev.error(gid)
+        keys = [dedupe_key(source, ev.get("messageId")) for _, source, ev in rows]
+        seen: set[str] = set()
+        dedupe = self.window_s > 0
+        if dedupe and keys:
+            cur = await conn.execute(q("dedupe_seen"), {"ids": json.dumps(keys), "window_s": self.window_s})
+            seen = {r[0] for r in await cur.fetchall()}
+        lines: list[str] = []
+        dead: dict[str, list[Any]] = {
+            k: [] for k in ("gateway_ids", "destinations", "users", "message_ids", "events", "reasons")
+        }
+        new_keys: list[str] = []
+        counts: Counter[str] = Counter()
+        jobs_per_dest: Counter[str] = Counter()
+        touched: set[str] = set()
+        for i, (gid, source, ev) in enumerate(rows):
+            if i and i % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            raw_mid = ev.get("messageId")
+            mid = str(raw_mid)
+            if dedupe:
+                key = dedupe_key(source, raw_mid)
+                if key in seen:
+                    counts["duplicate"] += 1
+                    continue
+                seen.add(key)
+                new_keys.append(key)
+            counts["accepted"] += 1
+            targets = self.by_source.get(source, [])
+            if not targets:
+                continue
+            ukey = bounded(user_key(ev))
+            ev_text: str | None = None
+            integrations = ev.get("integrations")
+            for t in targets:
+                if not integration_enabled(integrations, t.names) or not passes_filters(ev, t.dest):
+                    counts["filtered"] += 1
+                    continue
+                if ev_text is None:
+                    ev_text = json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
+                try:
+                    ctx = TransformContext.at(None, seed=mid)
+                    reqs = t.connector.transform(ev, t.dest.config, ctx, self.source_types.get(source))
+                except EventDropped:
+                    # Event filtering, consent or an unmapped event name: deliberately nothing to send.
+                    counts["filtered"] += 1
+                    continue
+                except SluiceError as e:
+                    reason = f"{e.type}: {e.message}"
+                    self._dead(dead, gid, t.dest.name, ukey, mid, ev_text, reason)
+                    continue
+                except Exception as e:  # noqa: BLE001 - a mapper bug must not stop the pipeline
+                    reason = f"mapper_error: {type(e).__name__}: {e}"
+                    self._dead(dead, gid, t.dest.name, ukey, mid, ev_text, reason)
+                    continue
+                if not reqs:
+                    counts["no_request"] += 1
+                    continue
+                wire = json.dumps([r.to_wire() for r in reqs], separators=(",", ":"), ensure_ascii=False)
+                lines.append(
+                    f"{copy_text(t.dest.name)}\t{copy_text(ukey)}\t{copy_text(mid)}\t{gid}\t"
+                    f"{copy_json(ev_text)}\t{copy_json(wire)}\n"
+                )
+                touched.add(t.dest.name)
+                jobs_per_dest[t.dest.name] += 1
+        last_id = rows[-1][0]
+        async with conn.transaction():
+            if lines:
+                await self._copy(conn, "".join(lines).encode("utf-8", "surrogatepass"))
+            if dead["gateway_ids"]:
+                await conn.execute(q("transform_dead_letters"), dead)
+            if new_keys:
+                await conn.execute(q("dedupe_insert"), {"ids": json.dumps(new_keys)})
+            await self._advance(conn, after, last_id, 0)
+        for outcome, n in counts.items():
+            metrics.PROCESSED.labels(outcome).inc(n)
+        for dest, n in jobs_per_dest.items():
+            metrics.DELIVERY_JOBS_CREATED.labels(dest).inc(n)
+        if touched and self.on_jobs:
+            self.on_jobs(touched)
+
+    async def _isolate(self, conn: psycopg.AsyncConnection, row: Any, after: int, reason: str) -> None:
+        """Dead-letter one event that cannot be handed off, for each destination it was meant for, and
+        move the cursor past it (one transaction)."""
+        gid, source, ev = row
+        names = [t.dest.name for t in self.by_source.get(source, [])] or [f"(source {source})"]
+        readable = isinstance(ev, dict)
+        args = {
+            "gateway_id": gid,
+            "destinations": names,
+            "user": bounded(user_key(ev)) if readable else "(unreadable)",
+            "message_id": bounded(str(ev.get("messageId"))) if readable else None,
+            "reason": f"unprocessable: the event could not be handed off to delivery ({reason})",
+        }
+        async with conn.transaction():
+            await conn.execute(q("isolate_dead_letters"), args)
+            await self._advance(conn, after, gid, 1)
+        for name in names:
+            metrics.DEAD_LETTERS.labels(name, "transform").inc()
+        log.error("processor: gateway job %d dead-lettered for %s: %s", gid, ", ".join(names), reason)
+
+    @staticmethod
+    async def _advance(conn: psycopg.AsyncConnection, after: int, to: int, isolated: int) -> None:
+        cur = await conn.execute(q("processor_advance"), {"to": to, "from": after, "isolated": isolated})
+        if cur.rowcount != 1:
+            raise CursorMoved("processor cursor moved under us; is another processor running?")
 
     @staticmethod
     def _dead(
@@ -220,6 +296,47 @@ class Processor:
             async with conn.transaction():
                 async with conn.cursor().copy(q("delivery_copy")) as copy:
                     await copy.write(data)
+
+
+class Unreadable:
+    """A stored event Python cannot parse (kept in the batch so the cursor still passes it in order)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def error(self, gid: int) -> ValueError:
+        return ValueError(f"gateway job {gid} cannot be read: {self.reason}")
+
+
+def _parse(text: str) -> Any:
+    """A stored event, or Unreadable (e.g. an integer of thousands of digits, which jsonb keeps but
+    Python refuses to convert)."""
+    try:
+        return loads_exact(text)
+    except (ValueError, RecursionError) as e:
+        return Unreadable(f"{type(e).__name__}: {str(e)[:200]}")
+
+
+class CursorMoved(RuntimeError):
+    """Another processor advanced the cursor: this one's batch is void (nothing was committed)."""
+
+
+# SQLSTATE classes a retry of the same statement can cure: connection exception, insufficient
+# resources, operator intervention (shutdown, cancel), object not in prerequisite state (lock not
+# available) and transaction rollback (serialisation failure, deadlock).
+_TRANSIENT_CLASSES = ("08", "53", "55", "57", "40")
+
+
+def _transient(e: BaseException) -> bool:
+    """True for failures of the database or the connection, which splitting a batch cannot cure."""
+    if isinstance(e, (OSError, CursorMoved, psycopg.InterfaceError, asyncio.CancelledError)):
+        return True
+    if isinstance(e, psycopg.Error):
+        state = e.sqlstate
+        return (
+            state is None or state[:2] in _TRANSIENT_CLASSES or e.pgconn is not None and e.pgconn.status != 0
+        )
+    return False
 
 
 async def _sleep_or(stopping: asyncio.Event, seconds: float) -> None:

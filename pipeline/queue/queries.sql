@@ -49,11 +49,30 @@ SET LOCAL lock_timeout = '200ms';
 SELECT last_id FROM processor_cursor WHERE name = 'processor';
 
 -- name: processor_read
-SELECT id, source, event FROM gateway_jobs WHERE id > %(after)s ORDER BY id LIMIT %(limit)s;
+-- The event as text: the processor parses it itself, so one row Python cannot read (a number with
+-- thousands of digits) is isolated like any other bad event instead of failing the whole fetch.
+SELECT id, source, event::text FROM gateway_jobs WHERE id > %(after)s ORDER BY id LIMIT %(limit)s;
 
 -- name: processor_advance
-UPDATE processor_cursor SET last_id = %(to)s, updated_at = now()
+UPDATE processor_cursor SET last_id = %(to)s, updated_at = now(), failing_since = NULL,
+       isolated = isolated + %(isolated)s
  WHERE name = 'processor' AND last_id = %(from)s;
+
+-- name: processor_failed
+UPDATE processor_cursor SET failing_since = coalesce(failing_since, now()), last_error = %(error)s,
+       last_error_at = now()
+ WHERE name = 'processor';
+
+-- name: processor_health
+-- What /health says about the processor: unprocessed gateway jobs, the age of the oldest one, and
+-- whether hand-offs are failing.
+SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM gateway_jobs_id_seq) - c.last_id AS backlog,
+       coalesce(extract(epoch FROM now() - (SELECT g.received_at FROM gateway_jobs g
+                                              WHERE g.id > c.last_id ORDER BY g.id LIMIT 1)), 0)::float8 AS lag_s,
+       extract(epoch FROM now() - c.failing_since)::float8 AS failing_for_s,
+       c.last_error, c.last_error_at, c.isolated
+  FROM processor_cursor c
+ WHERE c.name = 'processor';
 
 -- name: dedupe_seen
 -- ids arrive as one JSON array (much cheaper to pass from Python than a text[] of thousands).
@@ -68,6 +87,14 @@ SELECT m, floor(extract(epoch FROM now()) / (SELECT value FROM sluice_queue_sett
 
 -- name: delivery_copy
 COPY delivery_jobs (destination, user_key, message_id, gateway_job_id, event, requests) FROM STDIN;
+
+-- name: isolate_dead_letters
+-- One gateway job the processor cannot hand off, dead-lettered for each of its destinations with the
+-- event exactly as stored (copied in SQL: it may be the very thing Python cannot read or write back).
+INSERT INTO dead_letters (stage, gateway_job_id, destination, user_key, message_id, event, reason)
+SELECT 'transform', g.id, d, %(user)s, %(message_id)s, g.event, %(reason)s
+  FROM gateway_jobs g, unnest(%(destinations)s::text[]) AS d
+ WHERE g.id = %(gateway_id)s;
 
 -- name: transform_dead_letters
 INSERT INTO dead_letters (stage, gateway_job_id, destination, user_key, message_id, event, reason)
@@ -203,6 +230,9 @@ SELECT id FROM dead_letters
  ORDER BY coalesce(gateway_job_id, 0), coalesce(job_id, 0), id
  FOR UPDATE;
 
+-- name: dlq_replay_destinations
+SELECT destination, count(*) FROM dead_letters WHERE id = ANY(%(ids)s) GROUP BY destination ORDER BY 1;
+
 -- name: dlq_replay_insert
 -- Re-enqueue as new delivery jobs, in original order; requests NULL so the current connector re-maps.
 WITH src AS (
@@ -218,9 +248,6 @@ RETURNING d.id, ins.id AS job_id;
 
 -- name: queue_stats
 SELECT destination, state, count(*) AS n FROM delivery_jobs GROUP BY destination, state ORDER BY 1, 2;
-
--- name: gateway_backlog
-SELECT (SELECT last_value FROM gateway_jobs_id_seq) - (SELECT last_id FROM processor_cursor WHERE name = 'processor');
 
 -- name: vendor_signals_upsert
 -- Runtime drift signals, one statement per flush (keys are unique within a flush).

@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "sdk.cli.transform",
     "sdk.cli.schema",
     "sdk.cli.connectors",
+    "sdk.cli.classify",
     "sdk.cli.openapi",
     "sdk.cli.drift",
     "pipeline.cli",

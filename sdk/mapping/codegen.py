@@ -38,16 +38,17 @@ from sdk.mapping.paths import INDEX, KEY, MISSING, Path, read_keys, read_steps
 _UNSET: Any = object()
 _SIMPLE_ROOTS = {"event": "ev", "settings": "st", "vars": "vr"}
 _SUPPORTED_DIRECTIVES = {
-    "from",
-    "value",
-    "template",
-    "first",
-    "object",
-    "merge",
-    "array",
-    "if",
-    "each",
-    "lookup",
+    "from", "value", "template", "first", "object", "merge", "array", "if", "each", "lookup", "entries",
+    "switch",
+}  # fmt: skip
+_TYPE_TESTS = {
+    "string": "type({v}) is str",
+    "number": "(type({v}) is int or type({v}) is float)",
+    "integer": "type({v}) is int",
+    "boolean": "type({v}) is bool",
+    "object": "type({v}) is dict",
+    "list": "type({v}) is list",
+    "null": "{v} is None",
 }
 
 
@@ -104,11 +105,14 @@ class Generator:
         self.let_names = let_names
         # Outside a mapping function (endpoint templates) lets are computed by the closures (env.let).
         self.lets_in_env = lets_in_env
+        self.let_fn: dict[str, str] = {}  # let name -> generated function (set per event type)
+        self.used_lets: set[str] = set()
         self.consts: dict[str, Any] = {
             "_M": MISSING, "_U": _UNSET, "_C": _COMPUTING, "_A": _ABSENT, "_jc": json_copy, "_rk": read_keys,
             "_rs": read_steps,
             "_FE": formats.FormatError, "_fe": _format_error, "_nk": normalise_key, "_truthy": formats.truthy,
             "_IE": InstrumentationError, "_mtv": _missing_template_value, "_to_s": formats.to_string,
+            "_num": formats.to_number,
         }  # fmt: skip
         self.counter = itertools.count()
 
@@ -117,7 +121,12 @@ class Generator:
         """Emit code computing ``node``; returns (expression of the result, whether it is fresh)."""
         mark = w.mark()
         try:
-            return self._value(w, node, where)
+            atom, fresh = self._value(w, node, where)
+            if not atom.isidentifier():  # a literal: give it a name, so tests on it stay plain comparisons
+                name = w.tmp()
+                w.emit(f"{name} = {atom}")
+                atom = name
+            return atom, fresh
         except (_Unsupported, ExprSyntaxError):
             w.rollback(mark)
             fn = self.compiler.value(node, where).fn
@@ -141,6 +150,8 @@ class Generator:
                 if any(k in MODIFIERS for k in node):
                     raise _Unsupported
                 return self._object(w, node, where), True
+            if len(primaries) > 1:  # as the compiler decides: the directive whose options cover the others
+                primaries = [p for p in primaries if set(primaries) - {p} <= set(DIRECTIVE_OPTIONS[p])]
             if len(primaries) != 1:
                 raise _Unsupported
             kind = primaries[0]
@@ -148,7 +159,7 @@ class Generator:
                 DIRECTIVE_OPTIONS[kind]
             ):
                 raise _Unsupported
-            if {"omit", "pick", "rename", "lenient"} & set(node):
+            if {"rename", "lenient"} & set(node):
                 raise _Unsupported
             if kind == "lookup" and "default" in node and isinstance(node["default"], dict | list):
                 raise _Unsupported
@@ -212,7 +223,8 @@ class Generator:
     def _let(self, w: Writer, name: str) -> str:
         """A let's value: from this event's memo, else computed by its generated function."""
         out = w.tmp("L")
-        fn = f"LET_{_ident(name)}"
+        fn = self.let_fn.get(name, f"LET_{_ident(name)}")
+        self.used_lets.add(name)
         w.emit(f"{out} = memo.get({name!r}, _A)")
         w.emit(f"if {out} is _A or {out} is _C:")
         with w.block():
@@ -357,10 +369,29 @@ class Generator:
             fresh = True
         elif kind == "lookup":
             self._lookup(w, node, out, where)
+        elif kind == "entries":
+            w.emit(f"{out} = {self._entries(w, node, where)}")
+            fresh = True
+        elif kind == "switch":
+            self._switch(w, node, out, where)
         if "format" in node:
             fmts = node["format"] if isinstance(node["format"], list) else [node["format"]]
             self._formats(w, out, fmts, where, lenient=False)
             fresh = False
+        if "omit" in node or "pick" in node:
+            omit = node.get("omit")
+            omit = [omit] if isinstance(omit, str) else list(omit or [])
+            drop = w.const(frozenset(omit))
+            w.emit(f"if type({out}) is dict:")
+            with w.block():
+                if "pick" in node:
+                    pick = node["pick"]
+                    pick = [pick] if isinstance(pick, str) else list(pick)
+                    keys = w.const(tuple(k for k in pick if k not in omit))
+                    w.emit(f"{out} = {{k: {out}[k] for k in {keys} if k in {out}}}")
+                else:
+                    w.emit(f"{out} = {{k: x for k, x in {out}.items() if k not in {drop}}}")
+            fresh = False  # the values are still the source's
         if "default" in node or node.get("required") or node.get("keep_null"):
             w.emit(f"if {out} is _M or {out} is None:")
             with w.block():
@@ -403,6 +434,71 @@ class Generator:
                 w.emit(f"{out} = {node['default']!r}")
             elif node.get("otherwise") == "pass":
                 w.emit(f"{out} = _M if {k} is None else {k}")
+            else:
+                w.emit(f"{out} = _M")
+
+    def _entries(self, w: Writer, node: dict[str, Any], where: str) -> str:
+        src, _ = self.value(w, node["entries"], f"{where}.entries")
+        acc = w.tmp("e")
+        w.emit(f"{acc} = {{}}")
+        seq = w.tmp("q")
+        w.emit(
+            f"{seq} = [{{'key': k, 'value': x}} for k, x in {src}.items()] if type({src}) is dict else {src}"
+        )
+        w.emit(f"if type({seq}) is list:")
+        with w.block():
+            saved, i, el = w.tmp("sv"), w.tmp("i"), w.tmp("el")
+            w.emit(f"{saved} = (env.item, env.index)")
+            w.emit("try:")
+            with w.block():
+                w.emit(f"for {i}, {el} in enumerate({seq}):")
+                with w.block():
+                    w.emit(f"env.item = {el}")
+                    w.emit(f"env.index = {i}")
+                    if "where" in node:
+                        c = self.condition(w, node["where"], f"{where}.where")
+                        w.emit(f"if not {c}:")
+                        with w.block():
+                            w.emit("continue")
+                    k, _ = self.value(w, node["key"], f"{where}.key")
+                    w.emit(
+                        f'if {k} is _M or {k} is None or {k} == "" or type({k}) is dict or type({k}) is list:'
+                    )
+                    with w.block():
+                        w.emit("continue")
+                    v, fresh = self.value(w, node["value"], f"{where}.value")
+                    w.emit(f"if {v} is not _M:")
+                    with w.block():
+                        placed = (
+                            v if fresh else f"(_jc({v}) if type({v}) is dict or type({v}) is list else {v})"
+                        )
+                        w.emit(f"{acc}[{k} if type({k}) is str else _to_s({k})] = {placed}")
+            w.emit("finally:")
+            with w.block():
+                w.emit(f"env.item, env.index = {saved}")
+        return acc
+
+    def _switch(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
+        mode = node.get("match", "exact")
+        subject, _ = self.value(w, node["switch"], f"{where}.switch")
+        key = w.tmp("k")
+        w.emit(f"{key} = _nk({subject}, {mode!r})")
+        # The compiler's table keeps the last of equal keys: generate the cases in that order.
+        table: dict[Any, tuple[Any, str]] = {}
+        for case, result in node["cases"].items():
+            table[normalise_key(case, mode)] = (result, f"{where}.cases.{case}")
+        first = True
+        for nk, (result, cwhere) in table.items():
+            w.emit(f"{'if' if first else 'elif'} {key} == {w.const(nk)}:")
+            first = False
+            with w.block():
+                v, _ = self.value(w, result, cwhere)
+                w.emit(f"{out} = {v}")
+        w.emit("else:" if not first else "if True:")
+        with w.block():
+            if "default" in node:
+                v, _ = self.value(w, node["default"], f"{where}.default")
+                w.emit(f"{out} = {v}")
             else:
                 w.emit(f"{out} = _M")
 
@@ -538,7 +634,8 @@ class Generator:
             w.emit(f"{out} = {v} is not _M")
             return out
         if "of" in keys:
-            tests = [k for k in ("eq", "ne", "in", "not_in", "same_as", "matches") if k in node]
+            tests = [k for k in ("eq", "ne", "in", "not_in", "same_as", "matches", "type", "one_of",
+                                 "gt", "ge", "lt", "le") if k in node]  # fmt: skip
             if len(tests) != 1 or keys - {"of", tests[0], "ci", "loose"}:
                 raise _Unsupported
             test, operand = tests[0], node[tests[0]]
@@ -566,15 +663,52 @@ class Generator:
                 with w.block():
                     other, _ = self.value(w, operand, f"{where}.same_as")
                     w.emit(f"{out} = {mine} == _nk({other}, {mode!r})")
-            else:
+            elif test == "matches":
                 flags = re.IGNORECASE if mode != "exact" else 0
                 rx = w.const(re.compile(str(operand), flags))
                 w.emit(f"{out} = isinstance({v}, (str, int, float)) and {rx}.search(_to_s({v})) is not None")
+            elif test == "type":
+                if str(operand) not in _TYPE_TESTS:
+                    raise _Unsupported
+                w.emit(f"{out} = {v} is not _M and " + _TYPE_TESTS[str(operand)].format(v=v))
+            elif test == "one_of":
+                mine = w.tmp("n")
+                w.emit(f"{mine} = _nk({v}, {mode!r})")
+                w.emit(f"{out} = False")
+                w.emit(f"if {mine} is not None:")
+                with w.block():
+                    other, _ = self.value(w, operand, f"{where}.one_of")
+                    w.emit(f"if type({other}) is dict:")
+                    with w.block():
+                        if mode == "exact":
+                            w.emit(f"{out} = {mine} in {other}")
+                        else:
+                            w.emit(f"{out} = any(_nk(k, {mode!r}) == {mine} for k in {other})")
+                    w.emit(f"elif type({other}) is list:")
+                    with w.block():
+                        w.emit(f"{out} = {mine} in {{_nk(x, {mode!r}) for x in {other}}}")
+            elif test in ("gt", "ge", "lt", "le"):
+                try:
+                    limit = formats.to_number(operand)
+                except formats.FormatError as e:
+                    raise _Unsupported from e
+                op = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}[test]
+                w.emit(f"{out} = False")
+                w.emit(f"if {v} is not _M and {v} is not None:")
+                with w.block():
+                    w.emit("try:")
+                    with w.block():
+                        w.emit(f"{out} = _num({v}) {op} {limit!r}")
+                    w.emit("except _FE:")
+                    with w.block():
+                        w.emit(f"{out} = False")
             return out
         raise _Unsupported
 
     # -- lets ----------------------------------------------------------------------------------------------
-    def let_function(self, name: str, node: Any, where: str, config_key: Any | None) -> tuple[str, list[str]]:
+    def let_function(
+        self, name: str, node: Any, where: str, config_key: Any | None, fn_name: str | None = None
+    ) -> tuple[str, list[str]]:
         """Source of ``LET_<name>(env)``: compute, remember in the memo (and per config when pure)."""
         if _has_rest(node):
             fn = self.compiler.scoped(node, where).fn
@@ -584,7 +718,7 @@ class Generator:
             w.emit(f"v = {v}(env)")
             w.emit(f"memo[{name!r}] = v")
             w.emit("return v")
-            return f"LET_{_ident(name)}", w.lines
+            return fn_name or f"LET_{_ident(name)}", w.lines
         w = Writer(self.consts, self.counter)
         w.emit(f"memo[{name!r}] = _C")
         if config_key is not None:
@@ -602,7 +736,7 @@ class Generator:
             w.emit(f"v = {r}")
         w.emit(f"memo[{name!r}] = v")
         w.emit("return v")
-        return f"LET_{_ident(name)}", w.lines
+        return fn_name or f"LET_{_ident(name)}", w.lines
 
 
 def _ident(name: str) -> str:

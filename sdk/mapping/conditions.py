@@ -17,7 +17,8 @@ A condition is one of:
 
 Operands are literals (data, not expressions): ``{of: settings.region, eq: EU}``; two tests take an
 expression instead, to compare two values of the event or settings: ``same_as`` (equal as text) and
-``one_of`` (an element of a list), e.g. ``{of: previousId, same_as: userId}``.
+``one_of`` (an element of a list, or a key of an object: a set built once, e.g. in ``vars``),
+e.g. ``{of: previousId, same_as: userId}``.
 """
 
 from __future__ import annotations
@@ -149,6 +150,10 @@ def _test(compiler: Compiler, node: dict[str, Any], where: str) -> Cond:
             theirs = other(env)
             if test == "same_as":
                 return mine == normalise_key(theirs, mode)
+            if type(theirs) is dict:
+                if mode == "exact":
+                    return mine in theirs
+                return any(normalise_key(k, mode) == mine for k in theirs)
             return isinstance(theirs, list) and mine in {normalise_key(x, mode) for x in theirs}
 
         return dynamic

@@ -555,9 +555,10 @@ def _ua(text: str) -> dict[str, Any]:
     ua, os_, dev = r.user_agent, r.os, r.device
 
     def version(x: Any) -> str | None:
+        # Every component the parser found: Chrome's 77.0.3865.90 keeps its build number.
         if x is None or x.major is None:
             return None
-        parts = [x.major, x.minor, x.patch]
+        parts = [x.major, x.minor, x.patch, x.patch_minor]
         return ".".join(p for p in parts if p is not None)
 
     return {

@@ -33,21 +33,41 @@ def enabled() -> bool:
 def generate(
     spec: DestinationSpec, compiler: Compiler, functions: dict[str, Any], planned: type
 ) -> dict[str, Callable[..., Any]]:
-    """{event type: fn(env, out)} for every mapping of ``spec``."""
+    """{event type: fn(env, out)} for every mapping of ``spec``, compiled as one module.
+
+    Spec-wide lets become one function each, shared by every event type; a mapping's own lets get
+    functions named for that event type. Only lets a mapping reaches are generated.
+    """
+    shadowed = any(set(m.let) & set(spec.let) for m in spec.mappings.values())
+    try:
+        return _generate(spec, compiler, functions, planned, shadowed)
+    except _SharedLetReadsLocal:
+        return _generate(spec, compiler, functions, planned, True)
+
+
+class _SharedLetReadsLocal(Exception):
+    """A spec-wide let reads a let only some event types define: it cannot be one shared function."""
+
+
+def _generate(
+    spec: DestinationSpec, compiler: Compiler, functions: dict[str, Any], planned: type, shadowed: bool
+) -> dict[str, Callable[..., Any]]:
     where = spec.name
     gen = Generator(compiler, set(compiler.lets))
     gen.consts["_P"] = planned
-    out: dict[str, Callable[..., Any]] = {}
+    sources: list[str] = []
+    generated: set[str] = set()
+    names: dict[str, str] = {}
     for etype, m in spec.mappings.items():
         mwhere = f"{where}.mappings.{etype}"
-        lets = {n: (node, f"{where}.let.{n}") for n, node in spec.let.items()}
-        lets.update({n: (node, f"{mwhere}.let.{n}") for n, node in m.let.items()})
-        let_fns: dict[str, Any] = {}
-        for name, (node, lwhere) in lets.items():
-            deps = compiler.let_deps.get(name, frozenset({"*"}))
-            key = ("let", etype, name) if deps <= _CONFIG_ROOTS else None
-            fname, lines = gen.let_function(name, node, lwhere, key)
-            let_fns[fname] = (lines, name)
+        lets = {n: (node, f"{where}.let.{n}", "") for n, node in spec.let.items()}
+        lets.update({n: (node, f"{mwhere}.let.{n}", etype) for n, node in m.let.items()})
+        # A spec-wide let is shared unless some event type redefines a let name (its readers differ then).
+        gen.let_fn = {
+            n: f"LET_{_ident(owner or ('' if not shadowed else etype))}__{_ident(n)}"
+            for n, (_, _, owner) in lets.items()
+        }
+        gen.used_lets = set()
         w = Writer(gen.consts, gen.counter)
         checks = [(c, f"{where}.checks[{i}]") for i, c in enumerate(spec.checks)]
         checks += [(c, f"{mwhere}.checks[{i}]") for i, c in enumerate(m.checks)]
@@ -56,36 +76,39 @@ def generate(
         kind = "requests" if m.requests is not None else "cases"
         for i, r in enumerate(m.request_specs):
             _request(gen, w, r, f"{mwhere}.{kind}[{i}]", functions, first_only=kind == "cases")
-        fname = f"map_{etype}"
-        namespace_fns: dict[str, Any] = {}
-        # Let functions see each other (and are seen by the mapping function) through the namespace.
-        src_lets = []
-        for lf, (lines, _name) in let_fns.items():
-            src_lets.append((lf, lines))
-        fn = _build(fname, w.lines, src_lets, gen.consts, namespace_fns)
-        out[etype] = fn
+        fname = f"map_{_ident(etype)}"
+        sources.append(_function(fname, "env, out", w.lines + ["    return out"]))
+        names[etype] = fname
+        todo = list(gen.used_lets)
+        while todo:
+            name = todo.pop()
+            lf = gen.let_fn.get(name)
+            if lf is None or lf in generated or name not in lets:
+                continue
+            generated.add(lf)
+            node, lwhere, owner = lets[name]
+            deps = compiler.let_deps.get(name, frozenset({"*"}))
+            key = ("let", owner, name) if deps <= _CONFIG_ROOTS else None
+            gen.used_lets = set()
+            _, lines = gen.let_function(name, node, lwhere, key, lf)
+            if not owner and not shadowed and any(lets[n][2] for n in gen.used_lets if n in lets):
+                raise _SharedLetReadsLocal
+            sources.append(_function(lf, "env", lines))
+            todo.extend(gen.used_lets)
+    text = "\n".join(sources)
+    namespace: dict[str, Any] = dict(gen.consts)
+    exec(compile(text, f"<sluice generated {spec.name}>", "exec"), namespace)  # noqa: S102 - generated from the spec
+    out: dict[str, Callable[..., Any]] = {}
+    for etype, fname in names.items():
+        out[etype] = namespace[fname]
+        out[etype].__sluice_source__ = text
     return out
 
 
-def _build(
-    name: str,
-    body: list[str],
-    lets: list[tuple[str, list[str]]],
-    consts: dict[str, Any],
-    extra: dict[str, Any],
-) -> Callable[..., Any]:
+def _function(name: str, args: str, body: list[str]) -> str:
     from sdk.mapping.codegen import PRELUDE
 
-    src = []
-    for lf, lines in lets:
-        src.append(f"def {lf}(env):\n" + "\n".join(PRELUDE + lines) + "\n")
-    src.append(f"def {name}(env, out):\n" + "\n".join(PRELUDE + body + ["    return out"]) + "\n")
-    text = "\n".join(src)
-    namespace: dict[str, Any] = {**consts, **extra}
-    exec(compile(text, f"<sluice generated {name}>", "exec"), namespace)  # noqa: S102 - generated from the spec
-    fn = namespace[name]
-    fn.__sluice_source__ = text
-    return fn
+    return f"def {name}({args}):\n" + "\n".join(PRELUDE + body) + "\n"
 
 
 def _check(gen: Generator, w: Writer, check: Check, where: str) -> None:

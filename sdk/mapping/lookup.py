@@ -4,6 +4,8 @@
 
     lookup: event                  # the key (any expression)
     rows: settings.eventsMapping   # RudderStack-style rows [{from: ..., to: ...}] (checked first)
+                                   # or an object: its keys are the keys (`rows: traits` reads the
+                                   # trait a setting names: `lookup: settings.groupTypeTrait`)
     key_field: from                # row field holding the key (default "from")
     value_field: to                # row field holding the result (default "to")
     table: {order completed: purchase}   # static table (data, not expressions)
@@ -13,7 +15,8 @@
     default: Other                 # no match: this literal (instead of `otherwise`)
     error: "..."                   # message for otherwise: error/drop
 
-Rows are indexed once per distinct settings list, not per event.
+Rows are indexed once per distinct settings list, not per event. An object given as ``rows`` is read
+directly (no index): with ``match: exact`` one dictionary read, otherwise its keys are compared one by one.
 """
 
 from __future__ import annotations
@@ -76,7 +79,11 @@ def compile_lookup(compiler: Compiler, node: dict[str, Any], where: str) -> Expr
         found: list[Any] = []
         if k is not None:
             if rows_fn is not None:
-                found.extend(index_rows(rows_fn(env)).get(k, ()))
+                table_rows = rows_fn(env)
+                if type(table_rows) is dict:
+                    found.extend(_object_matches(table_rows, k, mode))
+                else:
+                    found.extend(index_rows(table_rows).get(k, ()))
             found.extend(static.get(k, ()))
         if found:
             if not many:
@@ -102,3 +109,11 @@ def compile_lookup(compiler: Compiler, node: dict[str, Any], where: str) -> Expr
         return MISSING
 
     return Expr(lookup, False, key.reads)
+
+
+def _object_matches(obj: dict[str, Any], key: str, mode: str) -> list[Any]:
+    """Values of ``obj`` whose key matches ``key`` (already normalised); null and empty text are no match."""
+    if mode == "exact":
+        v = obj.get(key)
+        return [] if v is None or v == "" else [v]
+    return [v for k, v in obj.items() if v is not None and v != "" and normalise_key(k, mode) == key]

@@ -280,6 +280,11 @@ class DestinationSpec(_Strict):
     openapi: OpenAPIRef | None = None
     require_https: bool = Field(default=True, description="false only for user-supplied URLs (webhooks)")
     contract: Contract | None = Field(default=None, description="vendor-required fields the harness checks")
+    request_schemas: dict[str, str] = Field(
+        default_factory=dict,
+        description="endpoint name -> JSON Schema file (relative to the integration folder) of the request "
+        "body that endpoint sends, written from the vendor docs (for vendors without an OpenAPI description)",
+    )
 
     @field_validator("spec_version", mode="before")
     @classmethod
@@ -304,6 +309,11 @@ class DestinationSpec(_Strict):
         for etype in self.event_types:
             if etype not in self.mappings:
                 raise ValueError(f"event_types lists {etype!r} but mappings.{etype} is missing")
+        for name in self.request_schemas:
+            if name not in self.endpoints:
+                raise ValueError(
+                    f"request_schemas.{name} names no endpoint; use one of {sorted(self.endpoints)}"
+                )
         for name, ep in self.endpoints.items():
             b = ep.batch
             if b is None:

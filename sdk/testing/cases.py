@@ -29,10 +29,12 @@ from sdk.context import TransformContext
 from sdk.delivery import USER_AGENT, build_kwargs
 from sdk.registry import integrations_dir
 from sdk.request import VendorRequest
+from sdk.testing.expect import Expectation, parse_expectation
 
 PLACEHOLDER = "<REDACTED>"
 CASSETTE_SOURCE = "vendor documentation examples; built offline, no live endpoint"
 TODO_MARK = "TODO"
+OUTCOMES = ("success", "retry", "throttle", "abort")
 
 # Header and query names whose values are credentials whatever the spec says.
 SENSITIVE_NAME = re.compile(
@@ -65,7 +67,16 @@ class Case:
     response: dict[str, Any] | None = None
     expect_error: str | None = None
     response_source: str | None = None
+    # The vendor request(s) this event must cause, written from the vendor docs (sdk.testing.expect).
+    expect: Expectation | None = None
+    # What the router must make of ``response``, as the vendor documents it: outcome, reason, doc.
+    classification: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def expected_outcome(self) -> str | None:
+        c = self.classification or {}
+        return c.get("outcome") if isinstance(c.get("outcome"), str) else None
 
     @property
     def event_type(self) -> str:
@@ -112,6 +123,22 @@ def load_case(path: Path, integration: str) -> Case:
     case.response = raw.get("response") if isinstance(raw.get("response"), dict) else None
     case.expect_error = raw.get("expect_error")
     case.response_source = raw.get("response_source")
+    case.expect = parse_expectation(raw.get("expect"), path.name)
+    if case.expect is not None:
+        case.problems += case.expect.problems
+    if case.response is not None:
+        cls = case.response.get("classification")
+        case.classification = cls if isinstance(cls, dict) else None
+        if (
+            case.classification is None
+            or case.classification.get("outcome") not in OUTCOMES
+            or not str(case.classification.get("reason") or "").strip()
+        ):
+            case.problems.append(
+                f'{path}: response.classification must state what the router should make of this answer as '
+                'the vendor documents it: {"outcome": "success"|"retry"|"throttle"|"abort", "reason": "...", '
+                '"doc": "<vendor docs URL>"}'
+            )
     if not case.description:
         case.problems.append(f'{path}: add a "description" saying what this case shows')
     if not isinstance(raw.get("config"), dict):
@@ -128,7 +155,8 @@ def load_case(path: Path, integration: str) -> Case:
         case.problems.append(
             f"{path}: response.status must be the HTTP status the vendor documents, e.g. 200"
         )
-    if _has_todo(raw):
+    # a draft expectation carries TODO doc placeholders on purpose; acceptance checks those
+    if _has_todo({k: v for k, v in raw.items() if k != "expect"}):
         case.problems.append(
             f"{path}: still contains {TODO_MARK} placeholders; replace them with a real example event, fake "
             f"credentials and the vendor's documented response"
@@ -294,20 +322,47 @@ def build_cassette(
                 ),
             }
         )
-    provenance = {
-        "recorded_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "source": CASSETTE_SOURCE,
-        "response_source": case.response_source or "the vendor's documented response example",
-        "fixture": f"integrations/{case.integration}/fixtures/{case.name}.json",
-        "integration": case.integration,
-        "vendor_api_version": connector.spec.vendor.api_version,
-        "vendor_docs": list(connector.spec.vendor.docs),
-        "sdk_version": __version__,
-        "user_agent": USER_AGENT,
-        "redacted": PLACEHOLDER,
-        "expected_classification": expected_outcome,
-    }
+    provenance = cassette_provenance(
+        connector,
+        case,
+        source=CASSETTE_SOURCE,
+        response_source=case.response_source or "the vendor's documented response example",
+        expected_outcome=expected_outcome,
+    )
     return {"interactions": interactions, "version": 1, "metadata": {"provenance": provenance}}
+
+
+def now_stamp() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def cassette_provenance(
+    connector: Connector,
+    case: Case,
+    *,
+    source: str,
+    response_source: str,
+    expected_outcome: str,
+    recorded_at: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A cassette's ``metadata.provenance``: where its answers come from and what they must mean."""
+    prov: dict[str, Any] = {"recorded_at": recorded_at or now_stamp(), "source": source, **extra}
+    prov.update(
+        {
+            "response_source": response_source,
+            "fixture": f"integrations/{case.integration}/fixtures/{case.name}.json",
+            "integration": case.integration,
+            "vendor_api_version": connector.spec.vendor.api_version,
+            "vendor_docs": list(connector.spec.vendor.docs),
+            "sdk_version": __version__,
+            "user_agent": USER_AGENT,
+            "redacted": PLACEHOLDER,
+            "expected_classification": expected_outcome,
+            "expected_reason": str((case.classification or {}).get("reason") or ""),
+        }
+    )
+    return prov
 
 
 def dump_cassette(data: dict[str, Any]) -> str:
@@ -325,15 +380,33 @@ def provenance(data: dict[str, Any]) -> dict[str, Any]:
     return ((data.get("metadata") or {}).get("provenance")) or {}
 
 
+LIVE_SOURCE = "live"
+
+
+def is_live(data: dict[str, Any]) -> bool:
+    """A cassette recorded against the real vendor (``sluice cassettes record``), not built offline."""
+    return provenance(data).get("source") == LIVE_SOURCE
+
+
 def build_cassettes(
-    connector: Connector, folder: Path, root: Path | None = None, errors: list[str] | None = None
+    connector: Connector,
+    folder: Path,
+    root: Path | None = None,
+    errors: list[str] | None = None,
+    drafted: list[str] | None = None,
+    kept_live: list[str] | None = None,
 ) -> list[Path]:
     """(Re)write every cassette of one integration from its fixtures. Error cases get none.
 
     A success fixture the connector rejects is reported in ``errors`` (and gets no cassette) rather than
-    stopping the build, so one broken case does not hide the others.
+    stopping the build, so one broken case does not hide the others. A success fixture without an
+    accepted expectation gets a *draft* one from the connector's output (named in ``drafted``), which
+    the contract suite refuses until a person accepts it; accepted expectations are never rewritten.
+    Cassettes recorded live are kept as they are (named in ``kept_live``): only a new recording
+    replaces them.
     """
     from sdk.errors import SluiceError
+    from sdk.testing.expect import delivered, set_draft
 
     cases = load_cases(folder)
     secrets = secret_values(connector, [c.config for c in cases])
@@ -344,35 +417,36 @@ def build_cassettes(
     for case in cases:
         if case.expect_error or case.response is None or case.problems:
             continue
-        resp = case.response
-        outcome = connector.classify(
-            int(resp.get("status", 200)), resp.get("headers") or {}, _response_body_text(resp.get("body"))
-        ).outcome.value
+        path = out_dir / f"{case.name}.yaml"
+        outcome = case.expected_outcome or "success"
         try:
+            if case.expect is None or not case.expect.accepted:
+                wire = delivered(connector, case.run(connector), case.config)
+                if set_draft(case.path, wire) and drafted is not None:
+                    drafted.append(case.name)
             data = build_cassette(connector, case, outcome, secrets)
         except SluiceError as e:
             if errors is not None:
                 errors.append(f"{case.path.name}: {e.type}: {e.message}")
             continue
-        path = out_dir / f"{case.name}.yaml"
-        text = dump_cassette(data)
+        wanted.add(path.name)
         if path.exists():
-            # Keep recorded_at stable when nothing else changed, so rebuilding is idempotent for git.
             try:
                 old = read_cassette(path)
-                data["metadata"]["provenance"]["recorded_at"] = provenance(old).get("recorded_at")
-                if dump_cassette(old) == dump_cassette(data):
-                    text = dump_cassette(old)
-                else:
-                    data["metadata"]["provenance"]["recorded_at"] = build_cassette(
-                        connector, case, outcome, secrets
-                    )["metadata"]["provenance"]["recorded_at"]
-                    text = dump_cassette(data)
             except (ValueError, yaml.YAMLError):
-                pass
-        path.write_text(text)
+                old = None
+            if old is not None and is_live(old):
+                if kept_live is not None:
+                    kept_live.append(case.name)
+                continue
+            if old is not None:
+                # Keep recorded_at stable when nothing else changed, so rebuilding is idempotent for git.
+                stamp = data["metadata"]["provenance"]["recorded_at"]
+                data["metadata"]["provenance"]["recorded_at"] = provenance(old).get("recorded_at")
+                if dump_cassette(old) != dump_cassette(data):
+                    data["metadata"]["provenance"]["recorded_at"] = stamp
+        path.write_text(dump_cassette(data))
         written.append(path)
-        wanted.add(path.name)
     for stale in out_dir.glob("*.yaml"):
         if stale.name not in wanted:
             stale.unlink()

@@ -16,6 +16,7 @@ import jsonschema
 from sdk.connector import Connector, _load_mapper, load_spec
 from sdk.errors import SluiceError
 from sdk.testing.cases import SECRET_LIKE_SETTING, load_cases
+from sdk.testing.responses import load_documented
 
 _SETTING_REF = re.compile(r"settings\.([A-Za-z0-9_]+)")
 
@@ -42,6 +43,7 @@ def lint_integration(folder: Path) -> list[str]:
         Connector(spec, folder, mapper)
     except SluiceError as e:
         problems.append(f"{rel}/spec.yaml: does not compile: {e.message}")
+    problems += load_documented(folder).problems
 
     for ep in spec.contract.required if spec.contract else {}:
         if ep not in spec.endpoints:

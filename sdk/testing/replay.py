@@ -22,11 +22,12 @@ import respx
 import vcr
 from vcr.errors import CannotOverwriteExistingCassetteException
 
-from sdk.classify import Classification, Outcome, classify_exception, default_outcome
+from sdk.classify import Classification, Outcome, classify_exception
 from sdk.connector import Connector
 from sdk.delivery import DeliveryResult, send
 from sdk.request import VendorRequest
 from sdk.testing.cases import TRANSPORT_HEADERS, Case, Redactor, read_cassette, wire_request
+from sdk.testing.responses import scenario_outcome
 
 
 def _headers_matcher(r1: Any, r2: Any) -> None:
@@ -141,41 +142,32 @@ def replay_case(
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Scenario:
+    """One generic failure mode; what it must mean is data (``sdk.testing.responses``), not code."""
+
     name: str
     status: int | None = None  # None: a network failure instead of an answer
     exception: type[Exception] | None = None
     headers: tuple[tuple[str, str], ...] = ()
-    expected: Outcome = Outcome.ABORT
     retry_after: float | None = None
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("http400", 400, expected=Outcome.ABORT),
-    Scenario("http401", 401, expected=Outcome.ABORT),
-    Scenario("http404", 404, expected=Outcome.ABORT),
-    Scenario("http408", 408, expected=Outcome.RETRY),
-    Scenario("http413", 413, expected=Outcome.ABORT),
-    Scenario("http429", 429, headers=(("Retry-After", "7"),), expected=Outcome.THROTTLE, retry_after=7.0),
-    Scenario("http500", 500, expected=Outcome.RETRY),
-    Scenario("http503", 503, expected=Outcome.RETRY),
-    Scenario("timeout", exception=httpx.ReadTimeout, expected=Outcome.RETRY),
-    Scenario("connection_reset", exception=httpx.RemoteProtocolError, expected=Outcome.RETRY),
+    Scenario("http400", 400),
+    Scenario("http401", 401),
+    Scenario("http404", 404),
+    Scenario("http408", 408),
+    Scenario("http413", 413),
+    Scenario("http429", 429, headers=(("Retry-After", "7"),), retry_after=7.0),
+    Scenario("http500", 500),
+    Scenario("http503", 503),
+    Scenario("timeout", exception=httpx.ReadTimeout),
+    Scenario("connection_reset", exception=httpx.RemoteProtocolError),
 )
 
 
 def expected_outcome(connector: Connector, sc: Scenario) -> Outcome:
-    """The default outcome, unless the spec has a status-only rule for that code (a vendor quirk)."""
-    if sc.status is None:
-        return sc.expected
-    for rule in connector.spec.responses:
-        w = rule.when
-        body_free = w.body_contains is None and w.body_regex is None and w.body_path is None
-        if body_free and (
-            (w.status and sc.status in w.status)
-            or (w.status_class and str(sc.status)[0] == w.status_class[0])
-        ):
-            return rule.outcome
-    return default_outcome(sc.status) if sc.status != 429 else sc.expected
+    """The suite's default for ``sc``, unless the connector's documented responses say otherwise."""
+    return scenario_outcome(connector.folder, sc.name)
 
 
 def run_error_scenario(connector: Connector, req: VendorRequest, sc: Scenario) -> tuple[Classification, int]:

@@ -57,6 +57,10 @@ NASTY_STRINGS = [
 ]
 
 # Settings every fuzz test should use: fixed seed, bounded, no example database, no timing flakiness.
+# Vendor-contract fuzzing re-runs the first examples of the same derandomized stream (a subset, to
+# keep the suite fast); the full 200 run for crash and well-formedness checks in test_fuzz.
+CONTRACT_FUZZ_EXAMPLES = 40
+
 FUZZ_SETTINGS = settings(
     max_examples=200,
     deadline=None,

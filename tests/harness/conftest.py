@@ -16,6 +16,15 @@ from sdk.scaffold import scaffold
 REPO = Path(__file__).resolve().parents[2]
 
 
+DEMO_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "x-vendor-docs": {"url": "https://example.com/demo/api-docs", "section": "POST /v1/events request body"},
+    "type": "object",
+    "required": ["event", "user_id"],
+    "properties": {"time": {"type": "integer"}},
+}
+
+
 def fill_demo(integrations: Path, name: str = "demo") -> Path:
     """Turn the scaffold's TODO fixture into a real one, plus an error case (hand-written data)."""
     folder = integrations / name
@@ -23,11 +32,43 @@ def fill_demo(integrations: Path, name: str = "demo") -> Path:
     data = json.loads(fx.read_text())
     data["description"] = "a track call becomes one event"
     data["response"]["body"] = {"accepted": 1}
+    data["response"]["classification"] = {
+        "outcome": "success",
+        "reason": "the demo API answers 200 when it stored the event",
+        "doc": "https://example.com/demo/api-docs#responses",
+    }
+    # what the demo vendor's docs say this event must become (person-written, not from the connector)
+    data["expect"] = {
+        "status": "accepted",
+        "doc": {"url": "https://example.com/demo/api-docs", "section": "POST /v1/events"},
+        "requests": [
+            {
+                "method": "POST",
+                "url": "https://api.example.com/v1/events",
+                "headers": {
+                    "Authorization": f"Bearer test-api-key-{name}",
+                    "Content-Type": "application/json",
+                },
+                "json": {
+                    "event": "Order Completed",
+                    "user_id": "user-1",
+                    "time": 1714564800000,
+                    "properties": {"revenue": 10.5, "currency": "EUR"},
+                },
+            }
+        ],
+    }
     fx.write_text(json.dumps(data, indent=2))
+    # the demo vendor's request contract, as its (imaginary) docs describe the body
+    (folder / "contract").mkdir(exist_ok=True)
+    (folder / "contract" / "default.schema.json").write_text(json.dumps(DEMO_SCHEMA, indent=2))
+    spec = folder / "spec.yaml"
+    spec.write_text(spec.read_text() + "\nrequest_schemas:\n  default: contract/default.schema.json\n")
     bad = dict(
         data, description="no event name is an instrumentation error", expect_error="instrumentation_error"
     )
     bad.pop("response")
+    bad.pop("expect")
     bad["event"] = {k: v for k, v in data["event"].items() if k != "event"}
     (folder / "fixtures" / "track_without_name.json").write_text(json.dumps(bad, indent=2))
     spec = folder / "spec.yaml"

@@ -238,3 +238,140 @@ def test_per_user_throttling_is_retried_but_project_throttling_backs_off(am):
     c = am.classify(429, {"Retry-After": "60"}, project)
     assert c.outcome == "throttle" and c.retry_after == 60.0
     assert am.classify(400, {}, b'{"code":400,"error":"Invalid id length"}').outcome == "abort"
+
+
+# -- settings and options, expectations from RudderStack's Amplitude docs and Amplitude's API docs --------
+def test_custom_page_and_screen_names_from_settings(am):
+    """Setup guide: "Use custom page/screen event name" with a format whose {{ }} read the event payload."""
+    page = {"type": "page", "userId": "u-1", "name": "Pricing", "properties": {"title": "Plans"}}
+    cfg = {**CFG, "useUserDefinedPageEventName": True}
+    cfg["userProvidedPageEventString"] = "Saw {{ properties.title }}"
+    assert one_event(am.transform(page, cfg, CTX)[0])["event_type"] == "Saw Plans"
+    # Off, or an empty format: the default "Viewed <name> Page".
+    off = {**cfg, "useUserDefinedPageEventName": False}
+    assert one_event(am.transform(page, off, CTX)[0])["event_type"] == "Viewed Pricing Page"
+    empty = {**cfg, "userProvidedPageEventString": ""}
+    assert one_event(am.transform(page, empty, CTX)[0])["event_type"] == "Viewed Pricing Page"
+    screen = {"type": "screen", "userId": "u-1", "event": "Cart"}
+    cfg = {**CFG, "useUserDefinedScreenEventName": True, "userProvidedScreenEventString": "App: {{ event }}"}
+    ev = one_event(am.transform(screen, cfg, CTX)[0])
+    assert ev["event_type"] == "App: Cart" and ev["event_properties"] == {"name": "Cart"}
+
+
+def test_page_name_template_cannot_read_settings(am):
+    """A user's template is sandboxed: it reads only the event, so it cannot copy the API key into data."""
+    template = "x{{ settings.apiKey }}"
+    cfg = {**CFG, "useUserDefinedPageEventName": True, "userProvidedPageEventString": template}
+    [req] = am.transform({"type": "page", "userId": "u-1", "name": "Home"}, cfg, CTX)
+    assert req.json_body["events"][0]["event_type"] == "x"
+
+
+def test_group_value_must_be_text_or_number(am):
+    cfg = {**CFG, "groupTypeTrait": "kind", "groupValueTrait": "name"}
+    event = {"type": "group", "userId": "u-8", "traits": {"kind": "plan", "name": ["Pro"]}}
+    with pytest.raises(InstrumentationError, match="Group call parameters are not valid"):
+        am.transform(event, cfg, CTX)
+
+
+def test_group_from_integrations_options_sends_no_group_properties(am):
+    event = {
+        "type": "group",
+        "userId": "u-8",
+        "traits": {"seats": 4},
+        "integrations": {"Amplitude": {"groups": {"group_type": "org", "group_value": 42}}},
+    }
+    ident, group = am.transform(event, CFG, CTX)
+    assert one_event(ident)["groups"] == {"org": 42}
+    assert json.loads(group.form["identification"][0]) == {"group_type": "org", "group_value": 42}
+
+
+def test_fields_to_unset_are_not_also_set(am):
+    """Cloud-mode docs: fieldsToUnset deletes those user properties (so they are not sent as values)."""
+    event = {
+        "type": "identify",
+        "userId": "u-3",
+        "context": {"traits": {"firstName": "Alex", "lastName": "Keener", "plan": "pro"}},
+        "integrations": {"Amplitude": {"fieldsToUnset": ["firstName", "lastName"]}},
+    }
+    props = one_event(am.transform(event, CFG, CTX)[0])["user_properties"]
+    assert props == {"plan": "pro", "$unset": {"firstName": "-", "lastName": "-"}}
+
+
+def test_trait_operations_apply_to_track_only_with_enhanced_user_operations(am):
+    traits = {"logins": 4, "plan": "pro"}
+    event = {"type": "track", "event": "Login", "userId": "u-3", "context": {"traits": traits}}
+    cfg = {**CFG, "traitsToIncrement": [{"traits": "logins"}]}
+    assert one_event(am.transform(event, cfg, CTX)[0])["user_properties"] == {"logins": 4, "plan": "pro"}
+    enhanced = {**cfg, "enableEnhancedUserOperations": True}
+    props = one_event(am.transform(event, enhanced, CTX)[0])["user_properties"]
+    assert props == {"$add": {"logins": 4}, "plan": "pro"}
+
+
+def test_opted_out_identify_has_no_session(am):
+    """Cloud-mode docs: an identify with the optOutOfSession trait is kept out of the current session."""
+    event = {"type": "identify", "userId": "u-4", "context": {"sessionId": 1714564800000}}
+    assert one_event(am.transform(event, CFG, CTX)[0])["session_id"] == 1714564800000
+    event["traits"] = {"optOutOfSession": True}
+    assert one_event(am.transform(event, CFG, CTX)[0])["session_id"] == -1
+
+
+def test_reverse_etl_external_ids_name_their_amplitude_fields(am):
+    """Cloud-mode docs: a Visual Data Mapper identify names its id's field in externalId[].identifierType."""
+    event = {
+        "type": "identify",
+        "anonymousId": "anon-1",
+        "context": {
+            "mappedToDestination": True,
+            "externalId": [{"identifierType": "user_id", "id": "crm-7", "type": "AM-users"}],
+        },
+        "traits": {"plan": "pro"},
+    }
+    ev = one_event(am.transform(event, CFG, CTX)[0])
+    assert ev["user_id"] == "crm-7" and ev["device_id"] == "anon-1"
+    assert ev["user_properties"] == {"plan": "pro", "user_id": "crm-7"}
+
+
+def test_products_once_with_revenue_per_product(am):
+    """Products stay on the order (trackProductsOnce) and each product also reports its own revenue."""
+    event = {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": "u-5",
+        "messageId": "ord-6",
+        "properties": {"revenue": 30, "products": [{"product_id": "p1", "price": 10, "quantity": 3}]},
+    }
+    cfg = {**CFG, "trackProductsOnce": True, "trackRevenuePerProduct": True}
+    order, product = am.transform(event, cfg, CTX)
+    assert one_event(order)["event_properties"] == event["properties"]
+    assert "revenue" not in one_event(order)
+    pe = one_event(product)
+    assert (pe["event_type"], pe["insert_id"]) == ("Product Purchased", "ord-6-1")
+    assert (pe["price"], pe["quantity"], pe["productId"]) == (10, 3, "p1")
+
+
+def test_map_device_brand_and_platform_ids(am):
+    event = {
+        "type": "track",
+        "event": "Open",
+        "userId": "u-6",
+        "context": {"device": {"type": "Android", "brand": "Pixel", "manufacturer": "Google",
+                               "advertisingId": "ad-1"}},
+    }  # fmt: skip
+    ev = one_event(am.transform(event, {**CFG, "mapDeviceBrand": True}, CTX)[0])
+    assert (ev["device_brand"], ev["device_manufacturer"], ev["adid"]) == ("Pixel", "Google", "ad-1")
+    assert "device_brand" not in one_event(am.transform(event, CFG, CTX)[0])
+
+
+def test_device_mode_settings_of_rudderstack_configs_are_accepted_without_effect(am):
+    cfg = {
+        **CFG,
+        "useAdvertisingIdForDeviceId": {"android": True},
+        "trackAllPages": True,
+        "eventUploadThreshold": {"web": "30"},
+        "versionName": "1.2.3",
+    }
+    assert am.config_warnings(cfg) == []
+    event = {"type": "page", "anonymousId": "a-1", "name": "Home",
+             "context": {"device": {"advertisingId": "ad-2", "type": "android"}}}  # fmt: skip
+    ev = one_event(am.transform(event, cfg, CTX)[0])
+    assert ev["device_id"] == "a-1" and ev["event_type"] == "Viewed Home Page"

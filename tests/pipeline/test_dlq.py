@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import yaml
 from click.testing import CliRunner
 from pipeline_helpers import pipeline_config, send, sql, track, wait_until, webhook
 
@@ -19,9 +20,18 @@ def cli(*args):
     return result
 
 
-def test_dlq_list_show_and_replay_after_the_fix(start_pipeline, sink, pg_dsn):
+def config_file(tmp_path, cfg):
+    """The pipeline's sluice.yaml, which replay reads to know which destinations are delivered."""
+    path = tmp_path / "sluice.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_dlq_list_show_and_replay_after_the_fix(start_pipeline, sink, pg_dsn, tmp_path):
     sink.respond(400, match=bad, body='{"error":"field x rejected"}')
-    p = start_pipeline(pipeline_config([webhook("hook", sink.url()), webhook("other", sink.url("/other"))]))
+    cfg = pipeline_config([webhook("hook", sink.url()), webhook("other", sink.url("/other"))])
+    conf = config_file(tmp_path, cfg)
+    p = start_pipeline(cfg)
     events = [
         track("u1", 1),
         track("u1", 2, bad=True),
@@ -58,6 +68,8 @@ def test_dlq_list_show_and_replay_after_the_fix(start_pipeline, sink, pg_dsn):
     # The vendor is fixed; replay only the hook destination's letters.
     sink.clear()
     r = cli("dlq", "replay", "--database-url", pg_dsn, "--destination", "hook")
+    assert r.exit_code != 0 and "pass --config" in r.output, "replay must know the configured destinations"
+    r = cli("dlq", "replay", "--database-url", pg_dsn, "--config", conf, "--destination", "hook")
     assert r.exit_code == 0 and "re-enqueued 3 dead letter(s)" in r.output, r.output
     wait_until(lambda: sink.delivered_count("/hook") >= 5)
     replayed = [e["messageId"] for e in sink.delivered_events("/hook")][2:]
@@ -78,7 +90,7 @@ def test_dlq_list_show_and_replay_after_the_fix(start_pipeline, sink, pg_dsn):
     )
 
     # Replaying again does nothing; the other destination's letters are untouched.
-    r = cli("dlq", "replay", "--database-url", pg_dsn, "--destination", "hook")
+    r = cli("dlq", "replay", "--database-url", pg_dsn, "--config", conf, "--destination", "hook")
     assert "re-enqueued 0" in r.output
     r = cli("dlq", "list", "--database-url", pg_dsn, "--json")
     assert {json.loads(line)["destination"] for line in r.output.splitlines()} == {"other"}
@@ -86,9 +98,11 @@ def test_dlq_list_show_and_replay_after_the_fix(start_pipeline, sink, pg_dsn):
     assert len(r.output.splitlines()) == 6
 
 
-def test_replay_of_a_mapping_error_maps_again(start_pipeline, sink, pg_dsn):
+def test_replay_of_a_mapping_error_maps_again(start_pipeline, sink, pg_dsn, tmp_path):
     """A transform-stage letter has no request; replay maps the stored event with the connector then."""
-    p = start_pipeline(pipeline_config([webhook("hook", sink.url())]))
+    cfg = pipeline_config([webhook("hook", sink.url())])
+    conf = config_file(tmp_path, cfg)
+    p = start_pipeline(cfg)
     send(p, [track("u1", 1)])
     wait_until(lambda: sink.delivered_count() == 1)
     # Simulate a letter recorded by the processor (e.g. before a connector fix).
@@ -98,7 +112,34 @@ def test_replay_of_a_mapping_error_maps_again(start_pipeline, sink, pg_dsn):
         "VALUES ('transform', 1, 'hook', 'u9', 'm9', %s, 'instrumentation_error: test')",
         (json.dumps({"type": "track", "userId": "u9", "event": "E", "messageId": "m9"}),),
     )
-    r = cli("dlq", "replay", "--database-url", pg_dsn, "--reason", "instrumentation")
+    r = cli("dlq", "replay", "--database-url", pg_dsn, "--config", conf, "--reason", "instrumentation")
     assert "re-enqueued 1" in r.output
     wait_until(lambda: sink.delivered_count() == 2)
     assert sink.delivered_events()[-1]["messageId"] == "m9"
+
+
+def test_replay_to_a_destination_no_longer_configured_is_refused(start_pipeline, sink, pg_dsn, tmp_path):
+    """Issue 11 item 11: such a replay re-enqueued thousands of jobs that stayed pending for ever."""
+    cfg = pipeline_config([webhook("hook", sink.url()), webhook("paused", sink.url("/p"), enabled=False)])
+    conf = config_file(tmp_path, cfg)
+    start_pipeline(cfg)
+    for dest, mid in (("removed", "m1"), ("removed", "m2"), ("paused", "m3"), ("hook", "m4")):
+        sql(
+            pg_dsn,
+            "INSERT INTO dead_letters (stage, destination, user_key, message_id, event, reason) "
+            "VALUES ('transform', %s, 'u', %s, %s, 'instrumentation_error: test')",
+            (dest, mid, json.dumps({"type": "track", "userId": "u", "event": "E", "messageId": mid})),
+        )
+    r = cli("dlq", "replay", "--database-url", pg_dsn, "--config", conf, "--all")
+    assert r.exit_code != 0
+    message = " ".join(r.output.split())
+    assert "2 dead letter(s) for destination 'removed', which is not in the config" in message
+    assert "1 dead letter(s) for destination 'paused', which is disabled" in message
+    assert "--destination" in message
+    # Nothing was re-enqueued and every letter is still listed.
+    assert sql(pg_dsn, "SELECT count(*) FROM delivery_jobs WHERE replay_of IS NOT NULL")[0][0] == 0
+    assert sql(pg_dsn, "SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL")[0][0] == 4
+    # Narrowed to a configured destination, the replay goes ahead.
+    r = cli("dlq", "replay", "--database-url", pg_dsn, "--config", conf, "--destination", "hook")
+    assert r.exit_code == 0 and "re-enqueued 1" in r.output
+    wait_until(lambda: sink.delivered_count() == 1)

@@ -139,13 +139,28 @@ def test_copy_lines_round_trip_and_size_limit_in_bytes(fast):
     assert e.value.status == 413 and "event 1" in e.value.message
 
 
-def test_nesting_deeper_than_orjson_writes_is_still_encoded():
-    depth = 600
-    body = b'{"a":' + b"[" * depth + b"1" + b"]" * depth + b"}"
+@pytest.mark.parametrize("depth", [65, 600, 950])
+def test_nesting_beyond_the_documented_depth_is_a_400_on_both_paths(depth):
+    # Issue 11 item 5: events nested 600-1020 deep were accepted (then broke batching) or gave a 500.
+    # Depth counts the event object itself: {"a": [[...]]} with `depth` brackets is depth + 1 levels.
+    body = b'{"a":' + b"[" * (depth - 1) + b"1" + b"]" * (depth - 1) + b"}"
+    for fast_path in (True, False):
+        payload = json.loads(body)
+        with pytest.raises(EventError) as e:
+            copy_lines([payload], PREFIX, 100_000, fast_path)
+        assert e.value.status == 400 and "64 levels" in e.value.message
+
+
+def test_nesting_at_the_documented_depth_is_kept_exactly():
+    depth = 64  # the documented maximum (pipeline/README.md), the event object being level 1
+    body = b'{"a":' + b"[" * (depth - 1) + b"1" + b"]" * (depth - 1) + b"}"
     payload, fast = decode_body(body)
     assert fast
     line = copy_lines([payload], PREFIX, 100_000, fast)
     assert json.loads(unescape_copy(line[len(PREFIX) : -1])) == json.loads(body)
+    # Many brackets side by side are not depth: 200 sibling objects at level 2 pass.
+    wide = {"props": [{"i": i} for i in range(200)]}
+    assert copy_lines([wide], PREFIX, 100_000, True)
 
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
@@ -159,9 +174,9 @@ def test_fast_iso_matches_iso(value):
     assert _iso_us(us) == iso(aware)
 
 
-timestamp_like = st.from_regex(
-    r"\A[0-9W+\-:.,T ]{0,26}Z\Z", fullmatch=True
-) | st.datetimes().map(lambda d: d.isoformat(timespec="milliseconds") + "Z")
+timestamp_like = st.from_regex(r"\A[0-9W+\-:.,T ]{0,26}Z\Z", fullmatch=True) | st.datetimes().map(
+    lambda d: d.isoformat(timespec="milliseconds") + "Z"
+)
 
 
 @settings(max_examples=500, deadline=None)

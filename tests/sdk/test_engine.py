@@ -417,3 +417,16 @@ def test_invalid_secret_setting_does_not_echo_its_value():
         conn.transform({"type": "track", "event": "x", "userId": "u"}, {"apiKey": "sk-short-but-secret"}, CTX)
     assert "sk-short-but-secret" not in info.value.message
     assert "apiKey" in info.value.message and "minLength" in info.value.message
+
+
+def test_duplicate_keys_in_a_spec_are_refused(tmp_path):
+    """The later key would silently win; a spec says one thing once."""
+    from pathlib import Path
+
+    from sdk.connector import load_spec
+
+    text = (Path(__file__).resolve().parents[2] / "integrations" / "webhook" / "spec.yaml").read_text()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text.replace("display_name: Webhook", "display_name: Webhook\ndisplay_name: Again"))
+    with pytest.raises(SpecError, match="duplicate key 'display_name'"):
+        load_spec(spec)

@@ -8,6 +8,8 @@ the fault test that stops Postgres gets its own private cluster so it cannot dis
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,6 +69,18 @@ def fresh_database(server_dsn: str) -> Iterator[str]:
             pass  # the server may be down at the end of a fault test; the database is throwaway anyway
 
 
+def reachable_tmpdir(prefix: str = "sluice-t-") -> Path:
+    """A fresh folder the Postgres service user can pass through (0711), for embedded clusters.
+
+    pytest's own temporary folders sit under a 0700 directory, and the embedded Postgres never opens up
+    parent directories by itself (it fails and says how to fix it instead), so tests that start one
+    make their folder here, and say so, as an administrator would. Remove it with ``shutil.rmtree``.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o711)
+    return path
+
+
 class PrivatePostgres:
     """A Postgres cluster owned by one test, which may stop and start it at will (fault tests).
 
@@ -88,3 +102,4 @@ class PrivatePostgres:
 
     def remove(self) -> None:
         remove_local_postgres(self.data_dir)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
