@@ -159,7 +159,7 @@ class Generator:
                 DIRECTIVE_OPTIONS[kind]
             ):
                 raise _Unsupported
-            if {"rename", "lenient"} & set(node):
+            if "lenient" in node:
                 raise _Unsupported
             if kind == "lookup" and "default" in node and isinstance(node["default"], dict | list):
                 raise _Unsupported
@@ -392,10 +392,18 @@ class Generator:
                 else:
                     w.emit(f"{out} = {{k: x for k, x in {out}.items() if k not in {drop}}}")
             fresh = False  # the values are still the source's
-        if "default" in node or node.get("required") or node.get("keep_null"):
+        if "rename" in node:
+            renames = w.const(dict(node["rename"]))
+            w.emit(f"if type({out}) is dict:")
+            with w.block():
+                w.emit(f"{out} = {{{renames}.get(k, k): x for k, x in {out}.items()}}")
+            fresh = False
+        # A switch's `default` is its own option (the value for unlisted cases), not the modifier.
+        default = "default" in node and kind != "switch"
+        if default or node.get("required") or node.get("keep_null"):
             w.emit(f"if {out} is _M or {out} is None:")
             with w.block():
-                if "default" in node:
+                if default:
                     d = node["default"]
                     w.emit(f"{out} = _jc({w.const(d)})" if isinstance(d, dict | list) else f"{out} = {d!r}")
                     fresh = fresh and isinstance(d, dict | list)
