@@ -13,6 +13,12 @@ from sdk.spec.model import DestinationSpec
 NOW = TransformContext.at("2024-05-01T12:00:00Z")
 
 
+@pytest.fixture(autouse=True, params=["1", "0"], ids=["generated", "closures"])
+def _engine(request, monkeypatch):
+    """Each test runs on the generated code and on the reference closures."""
+    monkeypatch.setenv("SLUICE_CODEGEN", request.param)
+
+
 def _connector(field: dict) -> Connector:
     spec = {
         "spec_version": 2,

@@ -3,9 +3,17 @@ text (the YAML of the expression) instead, because `default` was also read as th
 
 from __future__ import annotations
 
+import pytest
+
 from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.spec.model import DestinationSpec
+
+
+@pytest.fixture(autouse=True, params=["1", "0"], ids=["generated", "closures"])
+def _engine(request, monkeypatch):
+    """Each test runs on the generated code and on the reference closures."""
+    monkeypatch.setenv("SLUICE_CODEGEN", request.param)
 
 
 def _run(value_spec, event):
