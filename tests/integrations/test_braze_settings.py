@@ -25,6 +25,17 @@ def run(connector, event, **settings):
     return connector.transform(event, config, TransformContext.at(NOW))
 
 
+def track(name, properties=None, **fields):
+    """A track call by the known user "u" (with properties when given)."""
+    return {
+        "type": "track",
+        "userId": "u",
+        "event": name,
+        **({"properties": properties} if properties else {}),
+        **fields,
+    }
+
+
 def body(connector, event, **settings):
     [req] = run(connector, event, **settings)
     return req.json_body
@@ -224,13 +235,9 @@ def test_purchase_quantity_is_whole_and_currency_from_the_product_first(braze):
 
 def test_big_order_attributes_ride_with_the_first_request_only(braze):
     products = [{"product_id": f"p{i}", "price": 1} for i in range(76)]
-    ev = {
-        "type": "track",
-        "userId": "u",
-        "event": "Order Completed",
-        "context": {"traits": {"plan": "pro"}},
-        "properties": {"currency": "USD", "products": products},
-    }
+    ev = track(
+        "Order Completed", {"currency": "USD", "products": products}, context={"traits": {"plan": "pro"}}
+    )
     first, second = run(braze, ev)
     assert first.json_body["attributes"] == [{"plan": "pro", "external_id": "u"}]
     assert "attributes" not in second.json_body
@@ -238,12 +245,10 @@ def test_big_order_attributes_ride_with_the_first_request_only(braze):
 
 
 def test_product_without_price_is_rejected_naming_it(braze):
-    ev = {
-        "type": "track",
-        "userId": "u",
-        "event": "Order Completed",
-        "properties": {"currency": "USD", "products": [{"product_id": "a", "price": 1}, {"product_id": "b"}]},
-    }
+    ev = track(
+        "Order Completed",
+        {"currency": "USD", "products": [{"product_id": "a", "price": 1}, {"product_id": "b"}]},
+    )
     with pytest.raises(InstrumentationError, match="index: 1 is missing price"):
         run(braze, ev)
 
@@ -252,13 +257,8 @@ def test_product_without_price_is_rejected_naming_it(braze):
 # https://www.rudderstack.com/docs/destinations/streaming-destinations/braze/recommended-ecommerce-events/
 # https://www.braze.com/docs/user_guide/data/activation/events/recommended_events/ecommerce_events/
 def test_product_viewed_carries_the_product_at_the_top(braze):
-    ev = {
-        "type": "track",
-        "userId": "u",
-        "event": "  PRODUCT VIEWED ",
-        "channel": "web",
-        "properties": {"sku": "s-1", "name": "Mug", "price": 4, "url": "https://x/p", "category": "kitchen"},
-    }
+    props = {"sku": "s-1", "name": "Mug", "price": 4, "url": "https://x/p", "category": "kitchen"}
+    ev = track("  PRODUCT VIEWED ", props, channel="web")
     event = body(braze, ev, useEcommerceRecommendedEvents=True)["events"][0]
     assert event["name"] == "ecommerce.product_viewed"
     assert event["properties"] == {
@@ -273,19 +273,16 @@ def test_product_viewed_carries_the_product_at_the_top(braze):
 
 
 def test_order_completed_is_one_order_placed_event_without_purchases(braze):
-    ev = {
-        "type": "track",
-        "userId": "u",
-        "event": "Order Completed",
-        "properties": {
-            "order_id": "o-1",
-            "currency": "USD",
-            "total": 10,
-            "discount": 1,
-            "source": "pos",
-            "products": [{"product_id": "p", "price": 10, "quantity": 1, "brand": "B"}],
-        },
+    product = {"product_id": "p", "price": 10, "quantity": 1, "brand": "B"}
+    props = {
+        "order_id": "o-1",
+        "currency": "USD",
+        "total": 10,
+        "discount": 1,
+        "source": "pos",
+        "products": [product],
     }
+    ev = track("Order Completed", props)
     b = body(braze, ev, useEcommerceRecommendedEvents=True)
     assert "purchases" not in b
     [event] = b["events"]

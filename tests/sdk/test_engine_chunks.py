@@ -4,14 +4,10 @@ request (Braze takes at most 75 purchases in one /users/track call)."""
 from __future__ import annotations
 
 import pytest
+from mini_spec import NOW, mini_connector
 
-from sdk.connector import Connector
-from sdk.context import TransformContext
 from sdk.errors import InstrumentationError
 from sdk.mapping import formats
-from sdk.spec.model import DestinationSpec
-
-NOW = "2024-05-01T12:00:00Z"
 
 
 def test_cuts_in_order_with_a_shorter_last_chunk() -> None:
@@ -34,29 +30,18 @@ def test_size_must_be_a_positive_whole_number(size) -> None:
         formats.chunks([1, 2], size)
 
 
-def _connector(size: int = 3) -> Connector:
-    spec = DestinationSpec.model_validate(
-        {
-            "spec_version": 2,
-            "name": "chunky",
-            "display_name": "Chunky",
-            "event_types": ["track"],
-            "endpoints": {"track": {"url": "https://x.example/track"}},
-            "mappings": {
-                "track": {
-                    "endpoint": "track",
-                    "each": f"properties.items | chunks({size})",
-                    "body": {"head": {"value": True, "when": {"of": "index", "eq": 0}}, "items": "item"},
-                }
-            },
-        }
-    )
-    return Connector(spec)
+def _connector(size: int = 3):
+    mapping = {
+        "each": f"properties.items | chunks({size})",
+        "body": {"head": {"value": True, "when": {"of": "index", "eq": 0}}, "items": "item"},
+    }
+    return mini_connector("track", mapping)
 
 
+@pytest.mark.usefixtures("both_engines")
 def test_one_request_per_chunk_through_request_each() -> None:
     event = {"type": "track", "properties": {"items": list(range(7))}}
-    reqs = _connector().transform(event, {}, TransformContext.at(NOW))
+    reqs = _connector().transform(event, {}, NOW)
     assert [r.json_body for r in reqs] == [
         {"head": True, "items": [0, 1, 2]},
         {"items": [3, 4, 5]},
@@ -67,4 +52,4 @@ def test_one_request_per_chunk_through_request_each() -> None:
 
 def test_a_bad_size_in_a_spec_is_an_error_naming_the_field() -> None:
     with pytest.raises(InstrumentationError, match="chunks"):
-        _connector(0).transform({"type": "track", "properties": {"items": [1]}}, {}, TransformContext.at(NOW))
+        _connector(0).transform({"type": "track", "properties": {"items": [1]}}, {}, NOW)

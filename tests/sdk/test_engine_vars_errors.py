@@ -5,29 +5,18 @@ event)."""
 from __future__ import annotations
 
 import pytest
+from mini_spec import NOW, mini_connector
 
-from sdk.connector import Connector
-from sdk.context import TransformContext
 from sdk.errors import ConfigurationError
-from sdk.spec.model import DestinationSpec
-
-NOW = TransformContext.at("2024-05-01T12:00:00Z")
 
 
-def _connector(host: dict) -> Connector:
-    return Connector(
-        DestinationSpec.model_validate(
-            {
-                "spec_version": 2,
-                "name": "regional",
-                "display_name": "Regional",
-                "settings": {"type": "object", "properties": {"region": {"type": "string"}}},
-                "event_types": ["track"],
-                "vars": {"host": host},
-                "endpoints": {"e": {"url": "https://{{ vars.host }}/v1/track"}},
-                "mappings": {"track": {"endpoint": "e", "body": {"name": "event"}}},
-            }
-        )
+def _connector(host: dict):
+    return mini_connector(
+        "track",
+        {"body": {"name": "event"}},
+        settings={"type": "object", "properties": {"region": {"type": "string"}}},
+        vars={"host": host},
+        endpoints={"e": {"url": "https://{{ vars.host }}/v1/track"}},
     )
 
 
