@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "sdk.cli.schema",
     "sdk.cli.connectors",
     "sdk.cli.openapi",
+    "sdk.cli.warehouse",
     "pipeline.cli",
     "pipeline.devsink",
 )
