@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "sdk.cli.warehouse",
     "pipeline.cli",
     "pipeline.devsink",
+    "pipeline.warehouse.cli",
 )
 
 
