@@ -74,7 +74,9 @@ class WarehouseSettings(BaseModel):
         default=None, description="dlt credentials; default: dlt's DESTINATION__<PROVIDER>__... variables"
     )
     path: str | None = Field(default=None, description="duckdb: the database file")
-    bucket_url: str | None = Field(default=None, description="filesystem: local folder or s3://, gs://, az://")
+    bucket_url: str | None = Field(
+        default=None, description="filesystem: local folder or s3://, gs://, az://"
+    )
     file_format: Literal["parquet", "jsonl", "csv"] = "parquet"
     dlt_options: dict[str, Any] = Field(
         default_factory=dict, description="extra arguments for dlt's destination (location, stage_name...)"

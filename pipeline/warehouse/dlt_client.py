@@ -82,11 +82,20 @@ class WarehouseClient:
         p = self.pipeline
         return sorted(set(p.list_extracted_load_packages()) | set(p.list_normalized_load_packages()))
 
-    def completed(self, load_id: str) -> bool:
-        return load_id in self.pipeline.list_completed_load_packages()
+    def loaded(self, load_id: str) -> bool | None:
+        """True: the package is fully in the warehouse; False: it completed with failed jobs or was
+        aborted; None: dlt has no completed package by that id."""
+        if load_id not in self.pipeline.list_completed_load_packages():
+            return None
+        info = self.pipeline.get_load_package_info(load_id)
+        return info.state == "loaded" and not info.jobs.get("failed_jobs")
 
     def drop_pending(self) -> None:
-        self.pipeline.drop_pending_packages()
+        """Abort pending packages; dlt also rolls its local schema back to before them."""
+        p = self.pipeline
+        abort = getattr(p, "abort_packages", None)  # dlt >= 1.30; older: drop_pending_packages
+        abort() if abort is not None else p.drop_pending_packages()
+        self._schema = None
 
     def stage(self, batch: Batch) -> str:
         """Write the batch as one normalized load package; returns its load id."""
@@ -94,12 +103,10 @@ class WarehouseClient:
 
         p = self.pipeline
         before = set(p.list_normalized_load_packages())
-        if self._schema is None:
-            self._schema = (
-                p.schemas[p.default_schema_name]
-                if p.schema_names
-                else dlt.Schema(SCHEMA_NAME, normalizers={"names": "direct"})
-            )
+        if p.schema_names:
+            self._schema = p.schemas[p.default_schema_name]
+        elif self._schema is None:
+            self._schema = dlt.Schema(SCHEMA_NAME, normalizers={"names": "direct"})
         resources = []
         for table in batch.tables.values():
             if not table.rows:

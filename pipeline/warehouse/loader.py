@@ -58,21 +58,35 @@ log = logging.getLogger("sluice.warehouse")
 _ERROR_CHARS = 2000
 
 
-def is_permanent(exc: BaseException) -> bool:
-    """True when dlt says the warehouse rejected a load job for good (retrying cannot help)."""
-    from dlt.load.exceptions import LoadClientJobFailed
-
-    seen: set[int] = set()
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and every exception it wraps (causes, contexts, dlt's ``exception``)."""
+    out: list[BaseException] = []
     stack: list[BaseException | None] = [exc]
     while stack:
         e = stack.pop()
-        if e is None or id(e) in seen:
+        if e is None or any(e is o for o in out):
             continue
-        seen.add(id(e))
-        if isinstance(e, LoadClientJobFailed):
-            return True
+        out.append(e)
         stack.extend([e.__cause__, e.__context__, getattr(e, "exception", None)])
-    return False
+    return out
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True when dlt says the warehouse rejected a load job for good (retrying cannot help)."""
+    from dlt.load.exceptions import LoadClientJobFailed, LoadClientJobTerminalRetry
+
+    return any(isinstance(e, (LoadClientJobFailed, LoadClientJobTerminalRetry)) for e in _chain(exc))
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying what went wrong: the warehouse's own message when dlt carries one."""
+    for e in _chain(exc):
+        client = getattr(e, "client_exception", None)
+        if client is not None:
+            lines = [ln.strip() for ln in str(client).strip().splitlines() if ln.strip()]
+            return f"{type(client).__name__}: {lines[0] if lines else client}"
+    inner = getattr(exc, "exception", None) or exc.__cause__ or exc
+    return " ".join(f"{type(inner).__name__}: {inner}".split())
 
 
 class WarehouseLoader:
@@ -107,9 +121,7 @@ class WarehouseLoader:
         return text[:_ERROR_CHARS]
 
     def _describe(self, exc: BaseException) -> str:
-        inner = getattr(exc, "exception", None) or exc.__cause__ or exc
-        text = f"{type(inner).__name__}: {inner}".strip()
-        return self._redact(" ".join(text.split()))
+        return self._redact(describe(exc))
 
     def _delay(self, attempts: int) -> float:
         p = self.dest.retry
@@ -274,8 +286,14 @@ class WarehouseLoader:
         if rec["load_id"] in await self._call(self.client.pending):
             log.info("warehouse[%s]: finishing load %s (%d events)", self.name, rec["load_id"], rec["events"])
             await self._load(rec)
-        elif await self._call(self.client.completed, rec["load_id"]):
-            await self._finish(rec, 0.0)
+        elif (loaded := await self._call(self.client.loaded, rec["load_id"])) is not None:
+            if loaded:
+                await self._finish(rec, 0.0)
+            else:  # completed with failed jobs, or aborted, before its jobs were dead-lettered
+                reason = f"warehouse load {rec['load_id']} failed (the warehouse rejected the load)"
+                await self._abort(
+                    rec["job_ids"], [reason] * len(rec["job_ids"]), load=rec["id"], error=reason
+                )
         else:
             log.warning(
                 "warehouse[%s]: load package %s is gone from %s; its %d events are loaded again",
