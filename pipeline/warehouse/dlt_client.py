@@ -27,10 +27,18 @@ SCHEMA_NAME = "sluice"
 _DLT_TABLES = ("_dlt_loads", "_dlt_version", "_dlt_pipeline_state")
 
 
+class _HintNoise(logging.Filter):
+    """dlt warns on every load that the JSON hint differs from the Arrow string type it rides in
+    (expected: Sluice declares JSON columns that way); Sluice's own line per load says what matters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "column hints were different" not in record.getMessage()
+
+
 def _quiet_dlt() -> None:
-    # dlt logs every hint difference between Arrow and its schema as a warning; Sluice's own log
-    # line per load says what matters.
-    logging.getLogger("dlt").setLevel(logging.ERROR)
+    logger = logging.getLogger("dlt")
+    if not any(isinstance(f, _HintNoise) for f in logger.filters):
+        logger.addFilter(_HintNoise())
 
 
 class WarehouseClient:
@@ -50,6 +58,7 @@ class WarehouseClient:
             dataset_name=settings.dataset_name(dest_name),
             pipelines_dir=str(work),
         )
+        _quiet_dlt()  # dlt (re)configures its logger when a pipeline is made
         self._schema: Any = None
 
     # -- what the warehouse has -------------------------------------------------------------------

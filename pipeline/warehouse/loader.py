@@ -1,9 +1,10 @@
 """Warehouse loaders: per warehouse destination, batch its delivery jobs into one dlt load per sync.
 
 One loader per destination in the whole deployment (a session advisory lock; another ``sluice up``
-on the same database waits and takes over if this one dies). Each loader has its own thread for
-dlt's blocking work and holds a database connection only for short bookkeeping statements, so a
-slow or failing warehouse never delays another destination.
+on the same database waits and takes over if this one dies). Each loader's heavy work (rows, Arrow,
+dlt) runs in a child process of its own (``backend.py``), and the loader holds a database connection
+only for short bookkeeping statements, so a slow or failing warehouse never delays another
+destination.
 
 A sync is due when ``max_events`` jobs wait, or the oldest waiting job is ``sync_every`` seconds old.
 Then, in order:
@@ -36,7 +37,6 @@ import datetime as dt
 import logging
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -47,10 +47,9 @@ from pipeline.config import Destination
 from pipeline.queue.db import connect
 from pipeline.router.worker import _sleep_or
 from pipeline.warehouse import metrics
-from pipeline.warehouse.batch import Batch, BatchBuilder, Job
+from pipeline.warehouse.backend import Prepared, ProcessRunner, ThreadRunner, describe, is_permanent
 from pipeline.warehouse.config import WarehouseSettings, warehouse_settings
 from pipeline.warehouse.destination import resolve
-from pipeline.warehouse.dlt_client import WarehouseClient
 from pipeline.warehouse.sql import wq
 
 log = logging.getLogger("sluice.warehouse")
@@ -58,51 +57,29 @@ log = logging.getLogger("sluice.warehouse")
 _ERROR_CHARS = 2000
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and every exception it wraps (causes, contexts, dlt's ``exception``)."""
-    out: list[BaseException] = []
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or any(e is o for o in out):
-            continue
-        out.append(e)
-        stack.extend([e.__cause__, e.__context__, getattr(e, "exception", None)])
-    return out
-
-
-def is_permanent(exc: BaseException) -> bool:
-    """True when dlt says the warehouse rejected a load job for good (retrying cannot help)."""
-    from dlt.load.exceptions import LoadClientJobFailed, LoadClientJobTerminalRetry
-
-    return any(isinstance(e, (LoadClientJobFailed, LoadClientJobTerminalRetry)) for e in _chain(exc))
-
-
-def describe(exc: BaseException) -> str:
-    """One line saying what went wrong: the warehouse's own message when dlt carries one."""
-    for e in _chain(exc):
-        client = getattr(e, "client_exception", None)
-        if client is not None:
-            lines = [ln.strip() for ln in str(client).strip().splitlines() if ln.strip()]
-            return f"{type(client).__name__}: {lines[0] if lines else client}"
-    inner = getattr(exc, "exception", None) or exc.__cause__ or exc
-    return " ".join(f"{type(inner).__name__}: {inner}".split())
-
-
 class WarehouseLoader:
     poll_interval_s = 0.5
     lock_retry_s = 1.0
 
-    def __init__(self, dsn: str, pool: AsyncConnectionPool, dest: Destination, settings: WarehouseSettings):
+    def __init__(
+        self,
+        dsn: str,
+        pool: AsyncConnectionPool,
+        dest: Destination,
+        settings: WarehouseSettings,
+        *,
+        isolate: bool = True,
+    ):
         self.dsn = dsn
         self.pool = pool
         self.dest = dest
         self.name = dest.name
         self.settings = settings
-        self.builder = BatchBuilder(settings.row_provider(), settings.row_config())
-        self.client: WarehouseClient | None = None
+        # The heavy work runs in a child process (``isolate``) or on a thread of this process.
+        self.runner: ProcessRunner | ThreadRunner = (ProcessRunner if isolate else ThreadRunner)(
+            dest.name, settings
+        )
         self.synced = False
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"warehouse-{dest.name}")
         self.secrets = sorted(settings.secrets(), key=len, reverse=True)
         self.wake = asyncio.Event()
         self.held = False
@@ -111,10 +88,6 @@ class WarehouseLoader:
         self.loads = 0
 
     # -- plumbing ---------------------------------------------------------------------------------
-    async def _call(self, fn: Any, *args: Any) -> Any:
-        """Run blocking dlt work on this destination's own thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
     def _redact(self, text: str) -> str:
         for s in self.secrets:
             text = text.replace(s, "***")
@@ -184,16 +157,14 @@ class WarehouseLoader:
                     await _sleep_or(stopping, self.poll_interval_s, self.wake)
         finally:
             await self._close_lock()
-            # A load in flight finishes on its thread (joined at exit); the loop must not block on it.
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            # A load in flight finishes on its own (joined at exit); the loop must not block on it.
+            self.runner.close(wait=False)
 
     async def step(self) -> bool:
         """One pass: finish an open load, or start one if a sync is due. True if it did work."""
-        if self.client is None:
-            self.client = await self._call(WarehouseClient, self.name, self.settings)
         if not self.synced:
             try:
-                await self._call(self.client.sync)
+                await self.runner.call("sync")
                 self.synced = True
             except Exception as e:  # noqa: BLE001 - an unreachable warehouse is handled by the load retries
                 log.warning(
@@ -204,11 +175,11 @@ class WarehouseLoader:
             open_loads = await cur.fetchall()
         if open_loads:
             return await self._resume(open_loads[0])
-        if await self._call(self.client.pending):
+        if await self.runner.call("pending"):
             # Packages staged by a process that died before recording them: their jobs are still
             # waiting and will be loaded again, so the packages must go.
             log.info("warehouse[%s]: dropping unrecorded load packages left by a crash", self.name)
-            await self._call(self.client.drop_pending)
+            await self.runner.call("drop_pending")
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 wq("backlog"), {"destination": self.name, "limit": self.settings.max_events}
@@ -224,47 +195,42 @@ class WarehouseLoader:
 
     # -- a new load -------------------------------------------------------------------------------
     async def _start(self) -> None:
-        assert self.client is not None
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 wq("claim"), {"destination": self.name, "limit": self.settings.max_events}
             )
             claimed = await cur.fetchall()
-        jobs = [Job(r[0], r[1], r[2]) for r in claimed]
-        if not jobs:
+        if not claimed:
             return
         try:
-            known = await self._call(self.client.known_columns)
-            batch: Batch = await self._call(self.builder.build, jobs, known)
-            load_id = await self._call(self.client.stage, batch) if batch.rows else ""
+            prep: Prepared = await self.runner.call("prepare", [(r[0], r[1], r[2]) for r in claimed])
         except Exception as e:  # noqa: BLE001 - a batch that cannot be staged is retried, then dead-lettered
             attempts = max(r[3] for r in claimed) + 1
             first = min((r[4] for r in claimed if r[4]), default=dt.datetime.now(dt.UTC))
-            await self._unstageable(jobs, e, attempts, first)
+            await self._unstageable([r[0] for r in claimed], e, attempts, first)
             return
-        if batch.rejected:
-            await self._abort(list(batch.rejected), list(batch.rejected.values()))
-        if not batch.job_ids:
+        if prep.rejected:
+            await self._abort(list(prep.rejected), list(prep.rejected.values()))
+        if not prep.job_ids:
             return
-        if not batch.rows:
+        if not prep.rows:
             async with self.pool.connection() as conn:
-                await conn.execute(wq("jobs_done"), {"ids": batch.job_ids})
+                await conn.execute(wq("jobs_done"), {"ids": prep.job_ids})
             return
-        oldest = min(
-            (j.created_at for j in jobs if j.id in set(batch.job_ids) and j.created_at), default=None
-        )
+        included = set(prep.job_ids)
+        oldest = min((r[2] for r in claimed if r[0] in included and r[2]), default=None)
         record = {
             "destination": self.name,
-            "load_id": load_id,
-            "job_ids": batch.job_ids,
-            "first_job_id": min(batch.job_ids),
-            "last_job_id": max(batch.job_ids),
-            "events": batch.events,
-            "rows": batch.rows,
-            "tables": len(batch.tables),
-            "tables_added": batch.tables_added,
-            "columns_added": batch.columns_added,
-            "discards": batch.discards,
+            "load_id": prep.load_id,
+            "job_ids": prep.job_ids,
+            "first_job_id": min(prep.job_ids),
+            "last_job_id": max(prep.job_ids),
+            "events": prep.events,
+            "rows": prep.rows,
+            "tables": prep.tables,
+            "tables_added": prep.tables_added,
+            "columns_added": prep.columns_added,
+            "discards": prep.discards,
             "oldest_event_at": oldest,
         }
         async with self.pool.connection() as conn:
@@ -275,7 +241,6 @@ class WarehouseLoader:
 
     # -- an open load -----------------------------------------------------------------------------
     async def _resume(self, r: tuple[Any, ...]) -> bool:
-        assert self.client is not None
         rec = {
             "id": r[0], "load_id": r[1], "job_ids": list(r[2]), "attempts": r[3], "next_attempt_at": r[4],
             "started_at": r[5], "events": r[6], "rows": r[7], "tables": r[8], "discards": r[9],
@@ -283,10 +248,10 @@ class WarehouseLoader:
         }  # fmt: skip
         if rec["next_attempt_at"] > dt.datetime.now(dt.UTC):
             return False
-        if rec["load_id"] in await self._call(self.client.pending):
+        if rec["load_id"] in await self.runner.call("pending"):
             log.info("warehouse[%s]: finishing load %s (%d events)", self.name, rec["load_id"], rec["events"])
             await self._load(rec)
-        elif (loaded := await self._call(self.client.loaded, rec["load_id"])) is not None:
+        elif (loaded := await self.runner.call("loaded", rec["load_id"])) is not None:
             if loaded:
                 await self._finish(rec, 0.0)
             else:  # completed with failed jobs, or aborted, before its jobs were dead-lettered
@@ -307,10 +272,9 @@ class WarehouseLoader:
         return True
 
     async def _load(self, rec: dict[str, Any]) -> None:
-        assert self.client is not None
         t0 = time.monotonic()
         try:
-            await self._call(self.client.load)
+            await self.runner.call("load")
         except Exception as e:  # noqa: BLE001 - classified below
             await self._failed(rec, e, time.monotonic() - t0)
             return
@@ -350,9 +314,8 @@ class WarehouseLoader:
             why = "the warehouse rejected the load" if permanent else f"gave up after {attempts} attempts"
             full = f"warehouse load {rec['load_id']} failed ({why}): {reason}"
             log.error("warehouse[%s]: %s; %d events dead-lettered", self.name, full, len(rec["job_ids"]))
-            assert self.client is not None
             with contextlib.suppress(Exception):
-                await self._call(self.client.drop_pending)
+                await self.runner.call("drop_pending")
             await self._abort(rec["job_ids"], [full] * len(rec["job_ids"]), load=rec["id"], error=full)
             metrics.LOADS.labels(self.name, "aborted").inc()
             return
@@ -368,10 +331,9 @@ class WarehouseLoader:
         )  # fmt: skip
 
     async def _unstageable(
-        self, jobs: list[Job], exc: BaseException, attempts: int, first: dt.datetime
+        self, ids: list[int], exc: BaseException, attempts: int, first: dt.datetime
     ) -> None:
         """Building or staging the batch failed (a local problem, not the warehouse's)."""
-        ids = [j.id for j in jobs]
         reason = f"warehouse batch could not be staged: {self._describe(exc)}"
         p = self.dest.retry
         if (dt.datetime.now(dt.UTC) - first).total_seconds() >= p.max_age_s and attempts >= p.min_attempts:
@@ -405,8 +367,13 @@ def check_warehouse(dest: Destination, where: str) -> None:
 class WarehouseLoaders:
     """The loaders of every warehouse destination of this process."""
 
-    def __init__(self, dsn: str, pool: AsyncConnectionPool, destinations: list[Destination]):
-        self.loaders = {d.name: WarehouseLoader(dsn, pool, d, warehouse_settings(d)) for d in destinations}
+    def __init__(
+        self, dsn: str, pool: AsyncConnectionPool, destinations: list[Destination], *, isolate: bool = True
+    ):
+        self.loaders = {
+            d.name: WarehouseLoader(dsn, pool, d, warehouse_settings(d), isolate=isolate)
+            for d in destinations
+        }
 
     def wake(self, names: set[str]) -> None:
         for n in names:

@@ -20,8 +20,6 @@ and for columns replaces characters other than letters, digits, ``_``, ``$`` and
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import lru_cache
 
 from sdk.warehouse.providers import RESERVED_TABLES, Provider
 from sdk.warehouse.words import snake_case
@@ -32,25 +30,48 @@ _RUNS = re.compile(r"_+")
 _LEADING = re.compile(r"^_+")
 
 
-@dataclass(frozen=True)
 class Naming:
-    """How one destination names things (provider rules plus the event's and config's options)."""
+    """How one destination names things (provider rules plus the event's and config's options).
 
-    provider: Provider
-    divide_numbers: bool = True
-    blendo: bool = False
-    escape_keywords: bool = True
+    Names repeat across events (every event has ``context_library_name``), so each instance keeps
+    the names it has computed; instances are shared between events with the same settings."""
+
+    __slots__ = ("provider", "divide_numbers", "blendo", "escape_keywords", "_columns", "_plain", "_tables")
+
+    def __init__(
+        self,
+        provider: Provider,
+        divide_numbers: bool = True,
+        blendo: bool = False,
+        escape_keywords: bool = True,
+    ):
+        self.provider = provider
+        self.divide_numbers = divide_numbers
+        self.blendo = blendo
+        self.escape_keywords = escape_keywords
+        self._columns: dict[str, str] = {}
+        self._plain: dict[str, str] = {}
+        self._tables: dict[str, str] = {}
 
     def column(self, raw: str) -> str:
-        return _column(self, raw, escape=self.escape_keywords)
+        name = self._columns.get(raw)
+        if name is None:
+            name = _remember(self._columns, raw, _column(self, raw, escape=self.escape_keywords))
+        return name
 
     def plain_column(self, raw: str) -> str:
         """The column name without reserved-word escaping: what user data may not use when the
         schema sets this column itself."""
-        return _column(self, raw, escape=False)
+        name = self._plain.get(raw)
+        if name is None:
+            name = _remember(self._plain, raw, _column(self, raw, escape=False))
+        return name
 
     def table(self, raw: str) -> str:
-        return _table(self, raw, escape=self.escape_keywords)
+        name = self._tables.get(raw)
+        if name is None:
+            name = _remember(self._tables, raw, _table(self, raw, escape=self.escape_keywords))
+        return name
 
     def event_name(self, raw: str) -> str:
         """The ``event`` column of a track row: the table name before reserved-word escaping and
@@ -62,6 +83,13 @@ class Naming:
         """One of the schema's own tables (``tracks``, ``users``...): escaped only if it is a
         reserved word of the warehouse (``groups`` on BigQuery)."""
         return _finish(self, name, escape=self.escape_keywords, table=False)
+
+
+def _remember(memo: dict[str, str], raw: str, name: str) -> str:
+    if len(memo) > 100_000:  # unbounded key spaces (ids as keys) must not grow memory forever
+        memo.clear()
+    memo[raw] = name
+    return name
 
 
 def _snake(raw: str, divide_numbers: bool) -> str:
@@ -85,7 +113,6 @@ def _finish(n: Naming, name: str, *, escape: bool, table: bool) -> str:
     return name.upper() if n.provider.upper_case else name
 
 
-@lru_cache(maxsize=65536)
 def _column(n: Naming, raw: str, *, escape: bool) -> str:
     raw = str(raw)
     if n.blendo:
@@ -95,7 +122,6 @@ def _column(n: Naming, raw: str, *, escape: bool) -> str:
     return _finish(n, name, escape=escape, table=False)
 
 
-@lru_cache(maxsize=65536)
 def _table(n: Naming, raw: str, *, escape: bool) -> str:
     raw = str(raw)
     name = raw.lower() if n.blendo else _snake(raw, n.divide_numbers)

@@ -15,11 +15,13 @@ existed; Sluice's own ``integration: warehouse`` config turns the modern default
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sdk.warehouse.naming import Naming
-from sdk.warehouse.providers import Provider
+from sdk.warehouse.providers import Provider, provider_for
 
 DEFAULT_MAX_COLUMNS = 200
 
@@ -68,11 +70,21 @@ class Settings:
     def build(
         cls, provider: Provider, config: dict[str, Any], event: dict[str, Any], options: dict[str, Any]
     ) -> Settings:
+        """The settings for this event; events with the same options share one (cached) instance,
+        and so its name cache."""
         config = config if isinstance(config, dict) else {}
         options = options if isinstance(options, dict) else {}
         opts = integration_options(event, provider)
-        env = options.get("env") if isinstance(options.get("env"), dict) else {}
-        metadata = options.get("metadata") if isinstance(options.get("metadata"), dict) else {}
+        key = json.dumps(
+            [config, opts, options.get("env"), options.get("metadata")], sort_keys=True, default=str
+        )
+        return _build(provider.name, key)
+
+    @classmethod
+    def _from(cls, provider: Provider, key: str) -> Settings:
+        config, opts, env, metadata = json.loads(key)
+        env = env if isinstance(env, dict) else {}
+        metadata = metadata if isinstance(metadata, dict) else {}
         try:
             max_columns = int(env.get("WH_MAX_COLUMNS_IN_EVENT") or DEFAULT_MAX_COLUMNS)
         except (TypeError, ValueError):
@@ -94,3 +106,8 @@ class Settings:
             max_columns=max_columns,
             source_category=str(metadata.get("sourceCategory") or "").lower(),
         )
+
+
+@lru_cache(maxsize=1024)
+def _build(provider_name: str, key: str) -> Settings:
+    return Settings._from(provider_for(provider_name), key)

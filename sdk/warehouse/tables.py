@@ -151,11 +151,16 @@ class EventRows:
         )
         if self.cloud and is_empty(event.get("recordId")):
             raise InstrumentationError("recordId cannot be empty for cloud sources events")
+        self._context_flat: list[Flat] | None = None
+        self._standard_cols: dict[str, tuple[Any, str | None]] | None = None
 
     # -- pieces -----------------------------------------------------------------------------------
     def _builder(self) -> _Builder:
         b = _Builder(self.s, self.flattener)
-        b.add(self.context, "context", "context_")
+        if self._context_flat is None:
+            self._context_flat = list(self.flattener.flatten(self.context, path="context", prefix="context_"))
+        for flat in self._context_flat:
+            b.put(flat)
         return b
 
     def _ips(self) -> dict[str, tuple[Any, str | None]]:
@@ -168,6 +173,12 @@ class EventRows:
         }
 
     def _standard(self) -> dict[str, tuple[Any, str | None]]:
+        """The standard columns (a fresh copy each time: callers add their own)."""
+        if self._standard_cols is None:
+            self._standard_cols = self._compute_standard()
+        return dict(self._standard_cols)
+
+    def _compute_standard(self) -> dict[str, tuple[Any, str | None]]:
         ev = self.event
         out: dict[str, tuple[Any, str | None]] = {
             "id": (self.message_id, None),

@@ -33,6 +33,8 @@ _TIMESTAMP = re.compile(
 
 
 def _parse(value: str) -> dt.datetime | None:
+    if len(value) < 10 or value[4] != "-" or not value[:4].isdigit():
+        return None  # the common case, decided without the regex
     m = _TIMESTAMP.match(value)
     if not m:
         return None
@@ -65,8 +67,7 @@ def to_utc_iso(value: Any) -> str | None:
     parsed = _parse(value)
     if parsed is None:
         return None
-    utc = parsed.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return parsed.astimezone(dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def is_whole(value: Any) -> bool:

@@ -61,7 +61,7 @@ async def run_until(dsn: str, dest: dict[str, Any], done: Callable[[], bool]) ->
     """A fresh loader (as after a restart) stepping until ``done()``."""
     d = Destination.model_validate(dest)
     async with AsyncConnectionPool(dsn, min_size=1, max_size=4, kwargs={"autocommit": True}) as pool:
-        w = WarehouseLoader(dsn, pool, d, warehouse_settings(d))
+        w = WarehouseLoader(dsn, pool, d, warehouse_settings(d), isolate=False)  # crashes injectable
         try:
             for _ in range(200):
                 if done():
@@ -70,7 +70,7 @@ async def run_until(dsn: str, dest: dict[str, Any], done: Callable[[], bool]) ->
                 await asyncio.sleep(0.05)
             raise AssertionError(f"not done; jobs {states(dsn)}")
         finally:
-            w.executor.shutdown(wait=True)
+            w.runner.close(wait=True)
 
 
 @pytest.fixture
