@@ -53,8 +53,7 @@ FROM_DLT = {
 def _timestamp(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    iso = T.to_utc_iso(value)
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")) if iso else None
+    return T.parse_timestamp(value)
 
 
 def _convert(value: Any, kind: str) -> Any:

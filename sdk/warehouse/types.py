@@ -54,6 +54,11 @@ def _parse(value: str) -> dt.datetime | None:
         return None
 
 
+def parse_timestamp(value: Any) -> dt.datetime | None:
+    """The instant a timestamp string names (timezone-aware), or None."""
+    return _parse(value) if isinstance(value, str) else None
+
+
 def is_timestamp(value: Any) -> bool:
     """True for a string in one of the documented timestamp formats that names a real instant."""
     return isinstance(value, str) and _parse(value) is not None
