@@ -14,6 +14,7 @@ from pipeline.config import ConfigError, load_config
 from pipeline.queue.db import migrate, redact_dsn
 from pipeline.warehouse.config import is_warehouse
 from pipeline.warehouse.status import format_status, warehouse_status
+from sdk.cli.warehouse import warehouse_group
 
 
 def _jsonable(value: Any) -> Any:
@@ -27,12 +28,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def register(main: click.Group) -> None:
-    group = main.commands.get("warehouse")
-    if not isinstance(group, click.Group):
-
-        @main.group("warehouse")
-        def group() -> None:
-            """Warehouse and lake destinations: the row model and the loads."""
+    group = warehouse_group(main)
 
     @group.command("status")
     @click.option("--config", "config_path", default="sluice.yaml", show_default=True, help="pipeline file")

@@ -46,13 +46,21 @@ def run_jsonl(inp: TextIO, out: TextIO, now: str | None = None) -> int:
     return n
 
 
-def register(main: click.Group) -> None:
+def warehouse_group(main: click.Group) -> click.Group:
+    """The ``sluice warehouse`` group (shared with the pipeline's ``status`` command)."""
     group = main.commands.get("warehouse")
-    if not isinstance(group, click.Group):
+    if isinstance(group, click.Group):
+        return group
 
-        @main.group("warehouse")
-        def group() -> None:
-            """Warehouse and lake destinations: the row model and the loads."""
+    @main.group("warehouse")
+    def warehouse() -> None:
+        """Warehouse and lake destinations: the row model and the loads."""
+
+    return warehouse
+
+
+def register(main: click.Group) -> None:
+    group = warehouse_group(main)
 
     @group.command("rows")
     @click.option("--jsonl", "jsonl", is_flag=True, required=True, help="read JSON lines on stdin")

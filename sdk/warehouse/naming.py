@@ -54,17 +54,17 @@ class Naming:
         self._tables: dict[str, str] = {}
 
     def column(self, raw: str) -> str:
-        name = self._columns.get(raw)
-        if name is None:
-            name = _remember(self._columns, raw, _column(self, raw, escape=self.escape_keywords))
-        return name
+        return self._column_memo(self._columns, raw, self.escape_keywords)
 
     def plain_column(self, raw: str) -> str:
         """The column name without reserved-word escaping: what user data may not use when the
         schema sets this column itself."""
-        name = self._plain.get(raw)
+        return self._column_memo(self._plain, raw, False)
+
+    def _column_memo(self, memo: dict[str, str], raw: str, escape: bool) -> str:
+        name = memo.get(raw)
         if name is None:
-            name = _remember(self._plain, raw, _column(self, raw, escape=False))
+            name = _remember(memo, raw, _column(self, raw, escape=escape))
         return name
 
     def table(self, raw: str) -> str:

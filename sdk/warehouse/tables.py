@@ -220,8 +220,8 @@ class EventRows:
             "identify": self._identify,
             "page": self._page,
             "screen": self._page,
-            "group": self._group,
-            "alias": self._alias,
+            "group": lambda: self._traits_row("group_id", "groupId"),
+            "alias": lambda: self._traits_row("previous_id", "previousId"),
             "extract": self._extract,
         }.get(self.type)
         if handler is None:
@@ -293,19 +293,13 @@ class EventRows:
         standard["name"] = (name, None)
         return [self._finish(b, self.s.naming.own_table(EVENT_TABLES[self.type]), standard)]
 
-    def _group(self) -> list[Row]:
+    def _traits_row(self, own_column: str, event_key: str) -> list[Row]:
+        """group and alias: traits as columns, plus the event's own id column (group_id, previous_id)."""
         b = self._builder()
         b.add(self.event.get("traits"), "traits", deep_limit=True)
         standard = self._standard()
-        standard["group_id"] = (_scalar(self.event.get("groupId")), None)
-        return [self._finish(b, self.s.naming.own_table("groups"), standard)]
-
-    def _alias(self) -> list[Row]:
-        b = self._builder()
-        b.add(self.event.get("traits"), "traits", deep_limit=True)
-        standard = self._standard()
-        standard["previous_id"] = (_scalar(self.event.get("previousId")), None)
-        return [self._finish(b, self.s.naming.own_table("aliases"), standard)]
+        standard[own_column] = (_scalar(self.event.get(event_key)), None)
+        return [self._finish(b, self.s.naming.own_table(EVENT_TABLES[self.type]), standard)]
 
     def _extract(self) -> list[Row]:
         name = self._event_name()

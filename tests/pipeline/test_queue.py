@@ -9,9 +9,9 @@ from pipeline.queue.db import migrate, queries
 
 
 def test_migrations_apply_once_and_named_queries_load(pg_dsn):
-    assert migrate(pg_dsn) == [1, 2, 3]
+    assert migrate(pg_dsn) == [1, 2, 3, 20]  # 20: warehouse_loads (pipeline/warehouse)
     assert migrate(pg_dsn) == []
-    assert sql(pg_dsn, "SELECT version FROM sluice_schema_migrations ORDER BY 1") == [(1,), (2,), (3,)]
+    assert sql(pg_dsn, "SELECT version FROM sluice_schema_migrations ORDER BY 1") == [(1,), (2,), (3,), (20,)]
     q = queries()
     assert "gateway_copy" in q and q["gateway_copy"].startswith("COPY gateway_jobs")
 

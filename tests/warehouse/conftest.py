@@ -16,7 +16,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "pipeline"))
 
-from support.pg import create_database, drop_database  # noqa: E402
+from support.pg import fresh_database  # noqa: E402
+from support.sink import Sink  # noqa: E402
 
 
 def pg_url(dsn: str) -> str:
@@ -31,11 +32,11 @@ def pg_url(dsn: str) -> str:
 @pytest.fixture
 def warehouse_pg(pg_server_dsn: str) -> Iterator[str]:
     """URL of an empty database used as the Postgres warehouse."""
-    dsn = create_database(pg_server_dsn, prefix="sluice_wh")
-    try:
+    with fresh_database(pg_server_dsn) as dsn:
         yield pg_url(dsn)
-    finally:
-        try:
-            drop_database(pg_server_dsn, dsn)
-        except Exception:  # noqa: BLE001 - cleanup must not mask the test's own result
-            pass
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    with Sink() as s:
+        yield s

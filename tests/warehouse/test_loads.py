@@ -8,7 +8,7 @@ import json
 import duckdb
 import pytest
 from click.testing import CliRunner
-from pipeline_helpers import pipeline_config, send, sql, wait_until
+from pipeline_helpers import pipeline_config, send, sql, wait_until, webhook
 from warehouse_helpers import columns, duckdb_dest, identify, postgres_dest, query, track
 
 from pipeline.app import ThreadedPipeline
@@ -89,3 +89,33 @@ def test_parquet_lake_on_local_disk(pg_dsn, tmp_path):
     assert got == [(40, 40, sum(range(40)))]
     tracks = sorted(str(f) for f in (lake / "lake").glob("tracks/*.parquet"))
     assert con.execute(f"SELECT count(*) FROM read_parquet({tracks!r})").fetchall() == [(40,)]
+
+
+def test_a_failing_warehouse_does_not_hold_up_other_destinations(pg_dsn, tmp_path, sink):
+    broken = postgres_dest("wh", "postgresql://loader:pw-123456@127.0.0.1:9/none", tmp_path)
+    hook = webhook("hook", sink.url("/hook"))
+    events = [track(f"u{i % 5}", i, "Clicked") for i in range(50)]
+    with ThreadedPipeline(parse_config(pipeline_config([broken, hook])), pg_dsn) as p:
+        send(p, events)
+        missing = sink.wait_for_message_ids({e["messageId"] for e in events}, timeout=30, path="/hook")
+        assert not missing
+        waiting = sql(
+            pg_dsn, "SELECT count(*) FROM delivery_jobs WHERE destination = 'wh' AND state <> 'succeeded'"
+        )
+        assert waiting == [(50,)]  # the warehouse keeps its events (retrying) while the webhook got all
+
+
+def test_rows_cli_answers_every_line():
+    lines = [
+        {"provider": "postgres", "config": {}, "event": {"type": "track", "event": "A B", "messageId": "m"}},
+        {"provider": "oracle", "config": {}, "event": {"type": "track", "event": "x"}},
+        "not json",
+    ]
+    text = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
+    out = CliRunner().invoke(main, ["warehouse", "rows", "--jsonl"], input=text)
+    assert out.exit_code == 0, out.output
+    answers = [json.loads(x) for x in out.output.splitlines()]
+    assert [r["table"] for r in answers[0]["rows"]] == ["tracks", "a_b"]
+    assert (
+        answers[1]["error"]["type"] == "unknown_provider" and answers[2]["error"]["type"] == "invalid_input"
+    )
