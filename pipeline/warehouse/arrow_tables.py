@@ -72,12 +72,20 @@ def _convert(value: Any, kind: str) -> Any:
     return bool(value)
 
 
+# Python types Arrow takes as they are for each column type (the common case: no per-value work).
+_NATIVE = {T.INT: int, T.FLOAT: float, T.BOOLEAN: bool, T.STRING: str, T.TEXT: str, T.JSON: str}
+
+
 def to_arrow(table: Table) -> pa.Table:
     names = list(table.columns)
     arrays = []
     for name in names:
         kind = table.columns[name]
-        arrays.append(pa.array([_convert(r.get(name), kind) for r in table.rows], type=ARROW_TYPES[kind]))
+        values = [r.get(name) for r in table.rows]
+        native = _NATIVE.get(kind)
+        if native is None or not all(v is None or type(v) is native for v in values):
+            values = [_convert(v, kind) for v in values]
+        arrays.append(pa.array(values, type=ARROW_TYPES[kind]))
     return pa.Table.from_arrays(arrays, names=names)
 
 
