@@ -25,6 +25,9 @@ from sdk.warehouse.users import latest_per_user
 
 DISCARDS_TABLE = "rudder_discards"
 _INT64 = (-(2**63), 2**63 - 1)
+# Types whose values need no check when the column already has that type (ints are range-checked,
+# strings may hold arrays that become JSON text).
+_AS_IS = frozenset({T.FLOAT, T.BOOLEAN, T.DATETIME, T.JSON})
 
 
 @dataclass
@@ -110,13 +113,17 @@ class BatchBuilder:
             if t is None:
                 t = tables[table] = Table(table, (self._c("id"),))
             row: dict[str, Any] = {}
+            table_types = types[table]
             for col, value in data.items():
-                target = types[table][col]
-                try:
-                    row[col] = _fits(T.coerce(value, columns[col], target), target)
-                except T.Discard as e:
-                    discards.append(self._discard(table, data, col, value, str(e), now))
-                    continue
+                target = table_types[col]
+                if columns[col] == target and target in _AS_IS:
+                    row[col] = value  # the common case: same type, nothing to convert
+                else:
+                    try:
+                        row[col] = _fits(T.coerce(value, columns[col], target), target)
+                    except T.Discard as e:
+                        discards.append(self._discard(table, data, col, value, str(e), now))
+                        continue
                 t.columns[col] = target
             for col in load_columns:
                 row[col] = now
