@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -155,6 +156,10 @@ _CHILD: Backend | None = None
 
 def _child_init(dest_name: str, settings_json: str) -> None:
     global _CHILD
+    # Ctrl-C and SIGTERM reach the whole process group; the parent drains and then closes this
+    # process, so a load in flight is finished rather than cut off.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _CHILD = Backend(dest_name, WarehouseSettings.model_validate_json(settings_json))
 
 
