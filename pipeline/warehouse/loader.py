@@ -60,6 +60,7 @@ _ERROR_CHARS = 2000
 class WarehouseLoader:
     poll_interval_s = 0.5
     lock_retry_s = 1.0
+    sync_retry_s = 30.0
 
     def __init__(
         self,
@@ -80,6 +81,7 @@ class WarehouseLoader:
             dest.name, settings
         )
         self.synced = False
+        self._next_sync = 0.0
         self.secrets = sorted(settings.secrets(), key=len, reverse=True)
         self.wake = asyncio.Event()
         self.held = False
@@ -162,13 +164,17 @@ class WarehouseLoader:
 
     async def step(self) -> bool:
         """One pass: finish an open load, or start one if a sync is due. True if it did work."""
-        if not self.synced:
+        if not self.synced and time.monotonic() >= self._next_sync:
             try:
                 await self.runner.call("sync")
                 self.synced = True
             except Exception as e:  # noqa: BLE001 - an unreachable warehouse is handled by the load retries
+                self._next_sync = time.monotonic() + self.sync_retry_s
                 log.warning(
-                    "warehouse[%s]: cannot read the warehouse's schema yet: %s", self.name, self._describe(e)
+                    "warehouse[%s]: cannot read the warehouse's schema yet (trying again in %.0fs): %s",
+                    self.name,
+                    self.sync_retry_s,
+                    self._describe(e),
                 )
         async with self.pool.connection() as conn:
             cur = await conn.execute(wq("open_loads"), {"destination": self.name})
