@@ -62,6 +62,12 @@ def test_loads_evolve_schema_and_discard_conflicts(kind, pg_dsn, tmp_path, reque
     assert out.exit_code == 0, out.output
     assert "last load   done" in out.output and "34 events" in out.output and "10 discards" in out.output
     assert "waiting     0 events" in out.output
+    js = CliRunner().invoke(
+        main, ["warehouse", "status", "--config", str(config_file), "--database-url", pg_dsn, "--json"]
+    )
+    status = json.loads(js.output)
+    assert status["totals"]["events"] == 34 and status["totals"]["discards"] == 10
+    assert status["last_load"]["state"] == "done" and status["waiting"] == 0 and status["dead_letters"] == 0
 
 
 def test_parquet_lake_on_local_disk(pg_dsn, tmp_path):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from psycopg_pool import AsyncConnectionPool
 from warehouse_helpers import FAST_RETRY, duckdb_dest, postgres_dest, query
@@ -80,10 +81,21 @@ def queue(pg_dsn: str) -> str:
 
 
 def _dests(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
-    return {
-        "duckdb": duckdb_dest("wh", tmp_path, max_events=40),
-        "postgres": postgres_dest("wh", request.getfixturevalue("warehouse_pg"), tmp_path, max_events=40),
+    lake = {
+        "name": "wh",
+        "integration": "warehouse",
+        "config": {
+            "provider": "filesystem",
+            "bucket_url": str(tmp_path / "lake"),
+            "work_dir": str(tmp_path / "wh-work"),
+            "sync_every": 0.3,
+            "max_events": 40,
+        },
+        "retry": FAST_RETRY,
     }
+    if "postgres" not in request.node.name:
+        return {"duckdb": duckdb_dest("wh", tmp_path, max_events=40), "lake": lake}
+    return {"postgres": postgres_dest("wh", request.getfixturevalue("warehouse_pg"), tmp_path, max_events=40)}
 
 
 def arm_crash(m: pytest.MonkeyPatch, cls: type, method: str, *, before: bool = False) -> None:
@@ -124,13 +136,21 @@ def crash_once(dsn: str, dest: dict[str, Any], where: str, monkeypatch: pytest.M
             asyncio.run(run_until(dsn, dest, lambda: False))
 
 
-@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+@pytest.mark.parametrize("kind", ["duckdb", "postgres", "lake"])
 @pytest.mark.parametrize("where", list(CRASHES))
 def test_every_crash_window_ends_exactly_once(kind, where, queue, tmp_path, request, monkeypatch):
     dest = _dests(tmp_path, request)[kind]
     enqueue(queue, "wh", 100)
     crash_once(queue, dest, where, monkeypatch)
     asyncio.run(run_until(queue, dest, lambda: states(queue) == {"succeeded": 100}))
+    if kind == "lake":
+        con = duckdb.connect()
+        read = f"read_parquet('{dest['config']['bucket_url']}/wh/{{t}}/*.parquet')"
+        assert con.execute(
+            f"SELECT count(*), count(DISTINCT id) FROM {read.format(t='signed_up')}"
+        ).fetchall() == [(100, 100)]
+        assert con.execute(f"SELECT count(*) FROM {read.format(t='tracks')}").fetchall() == [(100,)]
+        return
     assert query(dest, "SELECT count(*), count(DISTINCT id) FROM {s}.signed_up") == [(100, 100)]
     assert query(dest, "SELECT count(*) FROM {s}.tracks") == [(100,)]
 
