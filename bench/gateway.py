@@ -68,27 +68,18 @@ def make_batches(n_requests: int, users: int, seed: int) -> list[list[dict]]:
                     "messageId": str(uuid.UUID(int=rnd.getrandbits(128))),
                     "originalTimestamp": "2024-05-01T12:00:00.000Z",
                     "sentAt": "2024-05-01T12:00:00.100Z",
-                    "properties": {
-                        "price": round(rnd.random() * 100, 2),
-                        "sku": f"sku-{rnd.randint(1, 500)}",
-                        "currency": "EUR",
-                        "quantity": rnd.randint(1, 5),
-                    },
-                    "context": {
-                        "library": {"name": "bench", "version": "1.0"},
-                        "ip": "203.0.113.7",
-                        "locale": "en-US",
-                        "page": {"path": "/products", "title": "Products"},
-                    },
+                    "properties": {"price": round(rnd.random() * 100, 2), "sku": f"sku-{rnd.randint(1, 500)}",
+                                   "currency": "EUR", "quantity": rnd.randint(1, 5)},
+                    "context": {"library": {"name": "bench", "version": "1.0"}, "ip": "203.0.113.7",
+                                "locale": "en-US", "page": {"path": "/products", "title": "Products"}},
                 }
             )
         batches.append(batch)
     return batches
 
 
-def loadgen_main(
-    url: str, concurrency: int, warmup_s: float, duration_s: float, users: int, seed: int, out: mp.Queue
-) -> None:
+def loadgen_main(url: str, concurrency: int, warmup_s: float, duration_s: float, users: int, seed: int,
+                 out: mp.Queue) -> None:
     """Runs in its own process: posts pre-serialised batches and reports latencies of the timed window.
 
     Why a hand-rolled HTTP/1.1 client over asyncio streams: on a 2-core machine the load generator
@@ -261,10 +252,8 @@ def per_request_copy_rate(dsn: str, seconds: float, users: int, seed: int) -> fl
     payloads = ["".join(f"web\t{_copy_escape(json.dumps(e))}\n" for e in b).encode() for b in batches]
     sizes = [len(b) for b in batches]
     with psycopg.connect(dsn) as conn:
-        conn.execute(
-            "CREATE TABLE bench_copy_per_request (id bigserial PRIMARY KEY, source text NOT NULL,"
-            " received_at timestamptz NOT NULL DEFAULT now(), event jsonb NOT NULL)"
-        )
+        conn.execute("CREATE TABLE bench_copy_per_request (id bigserial PRIMARY KEY, source text NOT NULL,"
+                     " received_at timestamptz NOT NULL DEFAULT now(), event jsonb NOT NULL)")
         conn.commit()
         n = 0
         i = 0
@@ -289,9 +278,8 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=32, help="concurrent HTTP connections")
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--copy-events", type=int, default=0, help="events for the raw COPY (default: as acked)")
-    ap.add_argument(
-        "--database-url", default=os.environ.get("DATABASE_URL") or os.environ.get("SLUICE_TEST_DATABASE_URL")
-    )
+    ap.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or os.environ.get(
+        "SLUICE_TEST_DATABASE_URL"))
     ap.add_argument("--keep-db", action="store_true")
     args = ap.parse_args()
 
@@ -333,9 +321,8 @@ def main() -> int:
 
         ctx = mp.get_context("spawn")
         q: mp.Queue = ctx.Queue()
-        p = ctx.Process(
-            target=loadgen_main, args=(url, args.concurrency, args.warmup, args.duration, args.users, 42, q)
-        )
+        p = ctx.Process(target=loadgen_main, args=(url, args.concurrency, args.warmup, args.duration,
+                                                  args.users, 42, q))
         p.start()
         stats = q.get(timeout=args.warmup + args.duration + 120)
         p.join(30)
@@ -380,12 +367,10 @@ def main() -> int:
         "users": args.users,
         "cpus": os.cpu_count(),
     }
-    print(
-        f"gateway: {events_per_s:,.0f} durable events/s over {args.duration:.0f}s "
-        f"({stats['requests']} requests, batch 1..100, mean {result['mean_batch']}), "
-        f"ack latency p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
-        f"non-200 {stats['non200']}, errors {stats['errors']}"
-    )
+    print(f"gateway: {events_per_s:,.0f} durable events/s over {args.duration:.0f}s "
+          f"({stats['requests']} requests, batch 1..100, mean {result['mean_batch']}), "
+          f"ack latency p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+          f"non-200 {stats['non200']}, errors {stats['errors']}")
     print(f"durability check: {durable} rows in gateway_jobs for {acked_total} acknowledged events")
     print(f"raw COPY of {n_copy} events ({copy_source}) into the same Postgres: {copy_rate:,.0f} events/s")
     print(f"for context, one COPY+commit per client batch (no group commit): {per_request_rate:,.0f} ev/s")
