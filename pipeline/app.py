@@ -185,7 +185,7 @@ class Pipeline:
             log.info("applied migrations %s to %s", applied, redact_dsn(self.dsn))
         if self.writer_in_process:
             await self.writer.start()
-        n = len(self.config.destinations)  # warehouse loaders are among them: one connection each
+        n = len(self.config.destinations)
         self.pool = AsyncConnectionPool(
             self.dsn,
             min_size=2,
