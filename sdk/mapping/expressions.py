@@ -7,9 +7,9 @@ An expression in a spec is one of:
 * a number, boolean or null: that literal;
 * a list: a list of the values of its expressions (missing ones left out);
 * an object with a directive key (``from``, ``value``, ``template``, ``first``, ``object``, ``merge``,
-  ``array``, ``each``, ``if``, ``switch``, ``lookup``, ``rest``, ``sum``, ``count``, ``call``) and
-  optional modifiers (``format``, ``default``, ``required``, ``error``, ``when``, ``omit``, ``pick``,
-  ``keep_null``, ``lenient``);
+  ``array``, ``each``, ``if``, ``switch``, ``lookup``, ``rest``, ``sum``, ``product``, ``count``,
+  ``call``) and optional modifiers (``format``, ``default``, ``required``, ``error``, ``when``,
+  ``omit``, ``pick``, ``keep_null``, ``lenient``);
 * any other object: an object whose fields are expressions (keys may be dotted, ``user.email``, or
   templated, ``"{{ settings.groupType }}"``).
 
@@ -39,7 +39,7 @@ Fn = Callable[[Env], Any]
 
 PRIMARY = (
     "from", "value", "template", "first", "object", "merge", "array", "each", "if", "switch", "lookup",
-    "rest", "sum", "count", "call", "entries", "get", "render",
+    "rest", "sum", "product", "count", "call", "entries", "get", "render",
 )  # fmt: skip
 MODIFIERS = (
     "format", "default", "required", "error", "when", "omit", "pick", "keep_null", "lenient", "omit_empty",
@@ -58,6 +58,7 @@ DIRECTIVE_OPTIONS = {
     "lookup": ("table", "rows", "key_field", "value_field", "match", "many", "otherwise"),
     "rest": ("except",),
     "sum": ("of",),
+    "product": ("of",),
     "count": ("where",),
     "call": ("with",),
     "entries": ("key", "value", "where"),
@@ -662,6 +663,40 @@ class Compiler:
             return int(acc) if isinstance(acc, float) and acc.is_integer() else acc
 
         return Expr(total)
+
+    def _d_product(self, node: dict[str, Any], where: str) -> Expr:
+        """The numbers of a list multiplied (``{product: [properties.price, properties.quantity]}``, or
+        ``{product: properties.products, of: item.weight}``): a revenue is a price times a quantity.
+        Missing and null factors are left out, numeric text counts; with no factor at all the value is
+        missing. Like ``sum``, it reads values without consuming them from a ``rest``."""
+        src = self.value(node["product"], f"{where}.product").fn
+        of = self.value(node["of"], f"{where}.of").fn if "of" in node else None
+
+        def product(env: Env) -> Any:
+            seq = src(env)
+            if type(seq) is not list:
+                return MISSING
+            acc: float = 1
+            found = False
+            saved = env.item, env.index
+            try:
+                for i, el in enumerate(seq):
+                    env.item, env.index = el, i
+                    v = of(env) if of is not None else el
+                    if v is MISSING or v is None:
+                        continue
+                    try:
+                        acc *= formats.to_number(v)
+                    except formats.FormatError as e:
+                        raise InstrumentationError(f"{where}: {e}; fix the event value") from e
+                    found = True
+            finally:
+                env.item, env.index = saved
+            if not found:
+                return MISSING
+            return int(acc) if isinstance(acc, float) and acc.is_integer() else acc
+
+        return Expr(product)
 
     def _d_count(self, node: dict[str, Any], where: str) -> Expr:
         src = self.value(node["count"], f"{where}.count").fn
