@@ -665,6 +665,52 @@ def compact(v: Any, _: Any = None) -> Any:
     return v
 
 
+_EMPTY = (None, "")
+
+
+@register(
+    "prune",
+    "Without null, empty-text, empty-object and empty-list entries (objects and lists, one level; "
+    "after flatten, every level)",
+    example=({"a": None, "b": 1, "c": "", "d": {}, "e": []}, None, {"b": 1}),
+)
+def prune(v: Any, _: Any = None) -> Any:
+    if isinstance(v, dict):
+        return {k: x for k, x in v.items() if not _empty(x)}
+    if isinstance(v, list):
+        return [x for x in v if not _empty(x)]
+    return v
+
+
+def _empty(x: Any) -> bool:
+    t = type(x)
+    if t is dict or t is list:
+        return not x
+    return x is None or (t is str and x == "")
+
+
+@functools.lru_cache(maxsize=256)
+def _key_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+@register(
+    "drop_keys",
+    "An object without the keys matching a regular expression (searched), e.g. a vendor's reserved "
+    "prefixes: drop_keys('^(ga_|google_)')",
+    example=({"ga_id": 1, "plan": "pro"}, "^ga_", {"plan": "pro"}),
+)
+def drop_keys(v: Any, pattern: Any = None) -> Any:
+    if not isinstance(v, dict) or not pattern:
+        return v
+    try:
+        rx = _key_pattern(str(pattern))
+    except re.error as e:
+        raise FormatError(f"drop_keys: bad regular expression {pattern!r}: {e}") from e
+    search = rx.search
+    return {k: x for k, x in v.items() if not search(str(k))}
+
+
 @register("object", "The value if it is an object, else an empty object", example=("x", None, {}))
 def as_object(v: Any, _: Any = None) -> Any:
     return v if isinstance(v, dict) else {}
