@@ -268,6 +268,13 @@ def test_screen_view_is_reserved_for_app_streams_only(ga4):
         one(ga4, ev(event="screen_view", context=ext), FIREBASE)
 
 
+def test_empty_and_blank_event_names_are_refused(ga4):
+    # Regression: an empty name slipped through the naming check and produced an event without a name.
+    for name in ("", "   "):
+        with pytest.raises(InstrumentationError, match="blank"):
+            one(ga4, ev(event=name))
+
+
 def test_event_names_over_40_characters_are_refused(ga4):
     assert the_event(one(ga4, ev(event="a" * 40)))["name"] == "a" * 40
     with pytest.raises(InstrumentationError, match="40 characters"):
