@@ -29,8 +29,9 @@ _EXPR_SCHEMA = {
 _COND_SCHEMA = {
     "description": (
         "A condition: an expression (truthy), {present: X}, {absent: X}, {of: X, eq|ne|in|not_in|matches|"
-        "gt|ge|lt|le|contains|starts_with|type: operand, ci?, loose?}, {age_of: X, gt|ge|lt|le: duration}, "
-        "{not: C}, {all: [C]}, {any: [C]}. See docs/spec-language.md."
+        "gt|ge|lt|le|contains|starts_with|type: operand, ci?, loose?}, "
+        "{age_of: X, at?, gt|ge|lt|le: duration}, {not: C}, {all: [C]}, {any: [C]}. "
+        "See docs/spec-language.md."
     ),
 }
 Expr = Annotated[Any, WithJsonSchema(_EXPR_SCHEMA)]
