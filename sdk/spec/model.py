@@ -22,8 +22,8 @@ _EXPR_SCHEMA = {
         "A value expression: an expression string (`traits.email ?? context.traits.email | lower`), a "
         'template (`"Viewed {{ name }} Page"`), a literal number/boolean/null, a list of expressions, a '
         "directive object (from, value, template, first, object, merge, array, each, if, switch, lookup, "
-        "rest, sum, count, call; modifiers format, default, required, error, when, omit, pick, keep_null, "
-        "lenient, omit_empty) or an object of fields. See docs/spec-language.md."
+        "rest, sum, count, call, entries, get, without, render; modifiers format, default, required, error, "
+        "when, omit, pick, keep_null, lenient, omit_empty) or an object of fields. See docs/spec-language.md."
     ),
 }
 _COND_SCHEMA = {
