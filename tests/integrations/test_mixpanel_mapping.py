@@ -139,8 +139,11 @@ def test_identify_new_mapping_set_once_and_merge(mp):
         "traits": {"firstName": "Ana", "lastName": "Lind", "hobby": "chess", "address": {"city": "Oslo"}},
         "context": {"ip": "192.0.2.1", "traits": {"email": "ana@example.com"}},
     }
+    # Mixpanel accepts $merge only from projects holding the API secret (Merge Identities reference), and
+    # RudderStack sends it only "along with the Mixpanel API Secret": without it, no $merge.
     config = {"useNewMapping": True, "setOnceProperties": [{"property": "hobby"}]}
-    once, setter, merge = run(mp, event, config)
+    assert len(run(mp, event, config)) == 2
+    once, setter, merge = run(mp, event, {**config, "apiSecret": "secret-1"})
     assert once.json_body == [{"$set_once": {"hobby": "chess"}, "$token": TOKEN, "$distinct_id": "u-3"}]
     [upd] = setter.json_body
     assert upd["$distinct_id"] == "u-3" and upd["$ip"] == "192.0.2.1"
