@@ -104,6 +104,16 @@ def trim(v: Any, _: Any = None) -> Any:
     return v.strip() if isinstance(v, str) else v
 
 
+@register(
+    "squish",
+    "Runs of white space made one space, ends trimmed (names built from templates with empty parts)",
+    per_element=True,
+    example=("Viewed  Home page ", None, "Viewed Home page"),
+)
+def squish(v: Any, _: Any = None) -> Any:
+    return " ".join(v.split()) if isinstance(v, str) else v
+
+
 @register("capitalize", "First letter upper case, the rest unchanged", example=("purchase", None, "Purchase"))
 def capitalize(v: Any, _: Any = None) -> Any:
     return v[:1].upper() + v[1:] if isinstance(v, str) else v

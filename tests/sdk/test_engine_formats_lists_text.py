@@ -1,4 +1,4 @@
-"""Formats `last`, `tail` and `pairs`, and the full version from `user_agent`.
+"""Formats `last`, `tail`, `pairs` and `squish`, and the full version from `user_agent`.
 
 Expectations are written from the formats' documented meaning, not captured from their output.
 """
@@ -83,3 +83,11 @@ def test_pairs_drive_one_request_per_element():
         {"key": "company", "id": "b"},
         {"key": "team", "id": "t"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("Viewed  Home page", "Viewed Home page"), ("  a \t b\n", "a b"), ("", ""), (["x  y"], ["x y"]), (3, 3)],
+)
+def test_squish_makes_white_space_runs_one_space(value, expected):
+    assert formats.squish(value) == expected
