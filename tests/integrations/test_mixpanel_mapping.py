@@ -118,7 +118,8 @@ def test_page_name_default_and_template(mp):
     assert item["properties"]["name"] == "Home" and item["properties"]["category"] == "Top"
     templ = {
         "useUserDefinedPageEventName": True,
-        "userDefinedPageEventTemplate": "Saw {{ category }}/{{ path }}",
+        # Placeholders are paths into the event payload (RudderStack's setting note), properties included.
+        "userDefinedPageEventTemplate": "Saw {{ category }}/{{ properties.path }}",
     }
     _, item = only(run(mp, event, templ))
     assert item["event"] == "Saw Top//"

@@ -102,7 +102,7 @@ def test_drop_traits_in_track_event(mp):
     [
         ("Viewed {{ category }} {{ name }} screen", "Viewed Settings Privacy screen"),
         ("{{ name }} ({{ properties.tab }})", "Privacy (cookies)"),
-        ("Viewed {{ tab }}", "Viewed cookies"),  # an event field, else a property
+        ("Viewed {{ tab }} {{ properties.tab }}", "Viewed cookies"),  # paths into the event payload
         ("Viewed {{ section }} {{ name }} screen", "Viewed Privacy screen"),  # no stray spaces
         ("{{ nothing }}", "Loaded a Screen"),  # renders empty: the default name
         ("{{ settings.token }}", "Loaded a Screen"),  # templates read the event only, never the settings
