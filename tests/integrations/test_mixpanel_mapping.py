@@ -206,6 +206,7 @@ def test_alias_original_and_refusals(mp):
         ({"type": "track", "userId": "u"}, {}, InstrumentationError),  # no event name
         ({"type": "track", "event": "E"}, {}, InstrumentationError),  # no user at all
         ({"type": "track", "event": "E", "userId": "u", "messageId": 7}, {}, InstrumentationError),
+        ({"type": "track", "event": "E", "userId": True}, {}, InstrumentationError),  # not an id
         ({"type": "track", "event": "E", "userId": "u", "timestamp": OLD}, {}, InstrumentationError),
         ({"type": "group", "userId": "u", "traits": {"x": 1}}, {}, ConfigurationError),
         ({"type": "group", "userId": "u", "traits": {"x": 1}}, {"groupKeySettings": [{"groupKey": "team"}]},
