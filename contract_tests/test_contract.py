@@ -24,11 +24,13 @@ Checks:
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import traceback
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -415,6 +417,22 @@ def test_fuzz_vendor_contract(target: tuple[str, str], data: st.DataObject) -> N
         )
 
 
+def _containers(value: Any) -> set[int]:
+    """The ids of every dict and list inside ``value`` (which objects an output holds)."""
+    out: set[int] = set()
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            out.add(id(v))
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            out.add(id(v))
+            stack.extend(v)
+    return out
+
+
+
 @pytest.mark.parametrize("fuzz_target", FUZZ_PARAMS)
 @FUZZ_SETTINGS
 @given(data=st.data())
@@ -443,9 +461,11 @@ def test_fuzz(fuzz_target: tuple[str, str], data: st.DataObject) -> None:
         now="2024-05-01T12:00:00Z",
     )
     crash: str | None = None
+    pristine = copy.deepcopy(event)
     try:
         reqs = case.run(conn)
     except TransformError as e:
+        assert event == pristine, f"{name}: transforming a {etype} event changed the event itself"
         assert e.message.strip(), "typed errors must carry a message that says what to fix"
         stats["fuzz_typed_errors"] += 1
         return
@@ -464,7 +484,17 @@ def test_fuzz(fuzz_target: tuple[str, str], data: st.DataObject) -> None:
         # failed outside the except block: the chained traceback would print mapper frames and settings
         pytest.fail(crash)
     stats["fuzz_requests"] += 1
+    # Issue 6, item 0: a transform never writes into its input, and outputs never share an object with
+    # the input or with another event's outputs (a default `{}` handed to every event leaked data).
+    assert event == pristine, f"{name}: transforming a {etype} event changed the event; never write to it"
+    first = [r.to_wire() for r in reqs]
+    shared = _containers(first) & _containers(event)
+    assert not shared, f"{name}: a {etype} request shares an object with its event; copy what you place"
     again = case.run(conn)
+    assert not _containers(first) & _containers([r.to_wire() for r in again]), (
+        f"{name}: two transforms of {etype} events gave requests that share an object (a shared default or "
+        "cached value); each output must own its objects"
+    )
     if [r.to_wire() for r in reqs] != [r.to_wire() for r in again]:
         secrets = secret_values(conn, configs)
         a = json.dumps([redacted_wire(r, secrets) for r in reqs], indent=1, sort_keys=True, default=str)

@@ -33,6 +33,7 @@ from pipeline.processor.processor import Processor
 from pipeline.queue.db import connect, migrate, q, redact_dsn
 from pipeline.router.guard import AddressGuard
 from pipeline.router.shards import DestinationShards, Router
+from pipeline.warehouse.config import is_warehouse
 from sdk.connector import Connector
 from sdk.errors import SluiceError
 from sdk.registry import load_certified
@@ -49,6 +50,11 @@ def load_connectors(
     out: dict[str, Connector] = {}
     for i, d in enumerate(config.destinations):
         where = f"destinations[{i}] ({d.name})"
+        if is_warehouse(d):  # no connector: loaded in batches by pipeline/warehouse
+            from pipeline.warehouse.loader import check_warehouse  # dlt and pyarrow only when used
+
+            check_warehouse(d, where)
+            continue
         try:
             connector = load_certified(d.integration, root, allow_uncertified=allow_uncertified)
         except SluiceError as e:
@@ -150,6 +156,7 @@ class Pipeline:
         self.processor: Processor | None = None
         self.router: Router | None = None
         self.workers: dict[str, DestinationShards] = {}
+        self.warehouses: Any = None  # pipeline.warehouse.loader.WarehouseLoaders when configured
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- wiring -----------------------------------------------------------------------------------
@@ -162,6 +169,8 @@ class Pipeline:
             w = self.workers.get(d)
             if w is not None:
                 w.wake.set()
+        if self.warehouses is not None:
+            self.warehouses.wake(destinations)
 
     def _health_state(self) -> dict[str, Any]:
         if self.supervisor is not None:
@@ -216,6 +225,14 @@ class Pipeline:
                 asyncio.create_task(self.processor.run(is_leader, self.stopping), name="processor")
             )
             self._tasks.append(asyncio.create_task(self.router.run(self.stopping), name="router"))
+            warehouses = [d for d in self.config.destinations if d.enabled and is_warehouse(d)]
+            if warehouses:
+                from pipeline.warehouse.loader import WarehouseLoaders
+
+                self.warehouses = WarehouseLoaders(self.dsn, self.pool, warehouses)
+                self._tasks.append(
+                    asyncio.create_task(self.warehouses.run(self.stopping), name="warehouses")
+                )
         self._tasks.append(asyncio.create_task(self._maintenance(), name="maintenance"))
         if self.supervisor is not None:
             self._tasks.append(asyncio.create_task(self.supervisor.run(self.stopping), name="workers"))

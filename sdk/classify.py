@@ -77,8 +77,8 @@ class BodyCondition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str
-    equals: Any = None
+    path: str = Field(description="dotted path into the JSON body; * every key or element, $ the body")
+    equals: Any = Field(default=None, description="the value equals this")
     present: bool | None = None
     nonempty: bool | None = Field(default=None, description="a non-empty list, object or string (or not)")
     regex: str | None = Field(default=None, description="the value, as text, matches this regex")
@@ -126,7 +126,7 @@ class PerJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    failed: list[str]
+    failed: list[str] = Field(description="response paths whose values name the failed items")
     index: str | None = None
     array: str | None = None
     message: list[str] = Field(default_factory=list, description="keys of an element that explain it")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from pydantic import ValidationError
@@ -43,7 +43,9 @@ from sdk.settings import SettingsValidator
 from sdk.spec.model import DestinationSpec, Endpoint
 
 # Framing and hop-by-hop headers are the HTTP client's business; from settings or events they would
-# corrupt the request (RFC 9110 7.6.1) or redirect it (Host).
+# corrupt the request (RFC 9110 7.6.1) or redirect it (Host). One exception: an endpoint may declare a
+# literal Host equal to its URL's own literal host, as vendors show it in their request format (GA4's
+# Measurement Protocol); it changes nothing on the wire and can never point elsewhere.
 FORBIDDEN_HEADERS = frozenset({
     "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
     "proxy-connection", "proxy-authorization", "proxy-authenticate",
@@ -135,9 +137,13 @@ class _CompiledEndpoint:
         self.url = _Template(compiler, ep.url, f"{where}.url")
         self.headers = {k: _Template(compiler, v, f"{where}.headers.{k}") for k, v in ep.headers.items()}
         self.params = {k: _Template(compiler, v, f"{where}.params.{k}") for k, v in ep.params.items()}
-        for k in ep.headers:
-            if k.lower() in FORBIDDEN_HEADERS:
-                raise CompileError(f"{where}.headers.{k}", "framing/hop-by-hop headers are set by the client")
+        for k, v in ep.headers.items():
+            if k.lower() in FORBIDDEN_HEADERS and not _own_host(k, v, ep.url):
+                raise CompileError(
+                    f"{where}.headers.{k}",
+                    "framing/hop-by-hop headers are set by the client (a Host header may only repeat the "
+                    "URL's own literal host)",
+                )
         self.body_format = ep.body_format
         self.json_type = ep.body_format in ("json", "json_array") and not any(
             k.lower() == "content-type" for k in ep.headers
@@ -448,6 +454,14 @@ class Connector:
         """What the router should do with a vendor answer; ``jobs`` (the merged job requests, or their
         count) lets a rule attribute a partial batch failure to the jobs it names."""
         return classify_response(status, headers, body, self.spec.responses, request=request, jobs=jobs)
+
+
+def _own_host(name: str, value: str, url: str) -> bool:
+    """A literal ``Host`` header that equals the endpoint URL's literal host."""
+    if name.lower() != "host" or "{{" in value:
+        return False
+    netloc = urlsplit(url.strip()).netloc
+    return bool(netloc) and "{{" not in netloc and netloc.lower() == value.strip().lower()
 
 
 def _header_value(name: str, value: str) -> str:

@@ -400,10 +400,46 @@ def start_local_postgres(
 
 
 def _data_dir(data_dir: Path) -> Path:
-    data_dir = Path(data_dir).expanduser().resolve()
-    if not (data_dir / "PG_VERSION").exists() and data_dir.name != "pgdata":
-        data_dir = data_dir / "pgdata"
-    return data_dir
+    resolved = Path(data_dir).expanduser().resolve()
+    if not (resolved / "PG_VERSION").exists() and resolved.name != "pgdata":
+        resolved = resolved / "pgdata"
+    return _relocated(resolved)
+
+
+RELOCATED_BASE = Path(os.environ.get("SLUICE_PG_RELOCATE_DIR", "/var/lib/sluice"))
+
+
+def _relocated(data_dir: Path) -> Path:
+    """Where the cluster for ``data_dir`` really lives.
+
+    As root, Postgres runs as an unprivileged user, who may not be able to pass through the project's
+    folders (a clone under /root, mode 0700). Rather than opening those folders up (never done silently),
+    the cluster then lives in a folder of its own under /var/lib/sluice, named after the project path, so
+    the quick start works from any folder; a note in the project folder says where it went.
+    """
+    if not _is_root() or (data_dir / "PG_VERSION").exists():
+        return data_dir
+    user = _service_user()
+    if user is None or _blocking_parent(data_dir, user) is None:
+        return data_dir
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+    target = RELOCATED_BASE / f"pg-{digest}" / "pgdata"
+    if not (target / "PG_VERSION").exists() and _blocking_parent(RELOCATED_BASE.parent, user) is not None:
+        return data_dir  # nowhere better: _start explains what to do
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        (data_dir.parent / "PGDATA-LOCATION").write_text(
+            f"{target}\n(the local Postgres user cannot pass through this project's folders, so its data "
+            "is there)\n"
+        )
+    except OSError:
+        pass
+    if not (target / "PG_VERSION").exists():
+        log.warning(
+            "local Postgres: user %r cannot reach %s; its data goes to %s instead", user, data_dir, target
+        )
+    RELOCATED_BASE.mkdir(mode=0o755, parents=True, exist_ok=True)
+    return target
 
 
 _TRUST_LINE = re.compile(r"^(\s*(?:local|host\S*)\s.*\s)trust(\s*)$", re.MULTILINE)
@@ -536,9 +572,7 @@ def stop_local_postgres(data_dir: Path, *, mode: str = "fast", timeout: float = 
     Returns True if a server was running. ``mode`` is pg_ctl's shutdown mode: ``fast`` (default, rolls
     back open transactions cleanly) or ``immediate`` (like a crash; used by fault tests).
     """
-    data_dir = Path(data_dir).expanduser().resolve()
-    if not (data_dir / "PG_VERSION").exists() and data_dir.name != "pgdata":
-        data_dir = data_dir / "pgdata"
+    data_dir = _data_dir(data_dir)
     with _locked(data_dir):
         running = _read_postmaster(data_dir)
         if running is None:
@@ -572,9 +606,7 @@ def stop_local_postgres(data_dir: Path, *, mode: str = "fast", timeout: float = 
 
 def local_postgres_status(data_dir: Path) -> dict:
     """What ``sluice`` can show about the local database: running or not, and where."""
-    data_dir = Path(data_dir).expanduser().resolve()
-    if not (data_dir / "PG_VERSION").exists() and data_dir.name != "pgdata":
-        data_dir = data_dir / "pgdata"
+    data_dir = _data_dir(data_dir)
     running = _read_postmaster(data_dir)
     if running is None:
         return {"data_dir": str(data_dir), "running": False}
@@ -585,9 +617,7 @@ def local_postgres_status(data_dir: Path) -> dict:
 
 def remove_local_postgres(data_dir: Path) -> None:
     """Stop and delete a local cluster (tests use this for throwaway instances)."""
-    data_dir = Path(data_dir).expanduser().resolve()
-    if not (data_dir / "PG_VERSION").exists() and data_dir.name != "pgdata":
-        data_dir = data_dir / "pgdata"
+    data_dir = _data_dir(data_dir)
     stop_local_postgres(data_dir, mode="immediate")
     shutil.rmtree(data_dir, ignore_errors=True)
     shutil.rmtree(_socket_dir(data_dir), ignore_errors=True)

@@ -27,6 +27,7 @@ from pipeline.gateway.wire import loads_exact
 from pipeline.processor.keys import bounded, dedupe_key
 from pipeline.processor.routing import integration_enabled, passes_filters, user_key
 from pipeline.queue.db import copy_json, copy_text, q
+from pipeline.warehouse.config import is_warehouse, warehouse_names
 from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.errors import EventDropped, SluiceError
@@ -39,16 +40,22 @@ _YIELD_EVERY = 100
 
 @dataclass
 class Target:
-    """A destination ready for the processor: its config entry, connector and all the names it answers to."""
+    """A destination ready for the processor: its config entry, connector and all the names it answers to.
+
+    ``connector`` is None for a warehouse destination: its jobs carry only the event, and the
+    warehouse loader (pipeline/warehouse) builds the rows when it loads them in batches."""
 
     dest: Destination
-    connector: Connector
+    connector: Connector | None
     names: list[str]
 
 
 def make_targets(config: SluiceConfig, connectors: dict[str, Connector]) -> dict[str, Target]:
     out = {}
     for d in config.destinations:
+        if is_warehouse(d):
+            out[d.name] = Target(d, None, warehouse_names(d))
+            continue
         c = connectors.get(d.name)
         if c is None:
             continue
@@ -204,6 +211,14 @@ class Processor:
                     continue
                 if ev_text is None:
                     ev_text = json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
+                if t.connector is None:  # warehouse: the event alone; rows are built at load time
+                    lines.append(
+                        f"{copy_text(t.dest.name)}\t{copy_text(ukey)}\t{copy_text(mid)}\t{gid}\t"
+                        f"{copy_json(ev_text)}\t\\N\n"
+                    )
+                    touched.add(t.dest.name)
+                    jobs_per_dest[t.dest.name] += 1
+                    continue
                 try:
                     ctx = TransformContext.at(None, seed=mid)
                     reqs = t.connector.transform(ev, t.dest.config, ctx, self.source_types.get(source))

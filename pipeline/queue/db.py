@@ -22,8 +22,12 @@ _NAME_RE = re.compile(r"^--\s*name:\s*([a-z0-9_]+)\s*$", re.MULTILINE)
 
 @lru_cache(maxsize=1)
 def queries() -> dict[str, str]:
-    """All named queries; a block runs from its ``-- name:`` line to the next one."""
-    text = QUERIES_FILE.read_text()
+    """All named queries of the queue."""
+    return parse_queries(QUERIES_FILE.read_text())
+
+
+def parse_queries(text: str) -> dict[str, str]:
+    """Named queries of a SQL file; a block runs from its ``-- name:`` line to the next one."""
     out: dict[str, str] = {}
     marks = list(_NAME_RE.finditer(text))
     for i, m in enumerate(marks):

@@ -16,9 +16,11 @@ COMMAND_MODULES = (
     "sdk.cli.classify",
     "sdk.cli.openapi",
     "sdk.cli.drift",
+    "sdk.cli.warehouse",
     "pipeline.cli",
     "pipeline.telemetry_cli",
     "pipeline.devsink",
+    "pipeline.warehouse.cli",
 )
 
 

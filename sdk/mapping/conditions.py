@@ -12,7 +12,9 @@ A condition is one of:
   ``starts_with``, ``type`` (string, number, integer, boolean, object, list, null); ``ci: true``
   compares text trimmed and case-insensitively, ``loose: true`` also treats spaces, ``_`` and ``-`` alike;
 * ``{age_of: TIME, gt|ge|lt|le: DURATION}``: how long before now TIME was (negative in the future);
-  durations are ``30s``, ``15m``, ``72h``, ``7d``, ``5y`` (365 days) or seconds;
+  durations are ``30s``, ``15m``, ``72h``, ``7d``, ``5y`` (365 days) or seconds; ``at: OTHER`` measures
+  the age at another time instead of now (``{age_of: timestamp, at: sentAt, gt: 5y}``: how old the event
+  was when it was sent), and now when OTHER is missing or not a time;
 * ``{not: C}``, ``{all: [C, ...]}``, ``{any: [C, ...]}``.
 
 Operands are literals (data, not expressions): ``{of: settings.region, eq: EU}``; two tests take an
@@ -232,11 +234,24 @@ _COMPARE = {
 
 def _age(compiler: Compiler, node: dict[str, Any], where: str) -> Cond:
     tests = [k for k in ("gt", "ge", "lt", "le") if k in node]
-    if len(tests) != 1 or set(node) - {"age_of", *tests}:
-        raise CompileError(where, "`age_of` takes one of gt, ge, lt, le with a duration (e.g. 72h)")
+    if len(tests) != 1 or set(node) - {"age_of", "at", *tests}:
+        raise CompileError(
+            where, "`age_of` takes one of gt, ge, lt, le with a duration (e.g. 72h), and optionally `at`"
+        )
     limit = duration_seconds(node[tests[0]], where)
     subject = compiler.value(node["age_of"], f"{where}.age_of").fn
+    at = compiler.value(node["at"], f"{where}.at").fn if "at" in node else None
     op = _COMPARE[tests[0]]
+
+    def reference(env: Env) -> Any:
+        if at is not None:
+            v = at(env)
+            if v is not MISSING and v is not None and v != "":
+                try:
+                    return formats.parse_time(v)
+                except (formats.FormatError, OverflowError, ValueError):
+                    pass
+        return env.ctx.now
 
     def age(env: Env) -> bool:
         v = subject(env)
@@ -244,7 +259,7 @@ def _age(compiler: Compiler, node: dict[str, Any], where: str) -> Cond:
             return False
         try:
             t = formats.parse_time(v)
-            seconds = (env.ctx.now - t).total_seconds()
+            seconds = (reference(env) - t).total_seconds()
         except (formats.FormatError, OverflowError, ValueError):
             return False
         return op(seconds, limit)

@@ -7,9 +7,9 @@ An expression in a spec is one of:
 * a number, boolean or null: that literal;
 * a list: a list of the values of its expressions (missing ones left out);
 * an object with a directive key (``from``, ``value``, ``template``, ``first``, ``object``, ``merge``,
-  ``array``, ``each``, ``if``, ``switch``, ``lookup``, ``rest``, ``sum``, ``count``, ``call``) and
-  optional modifiers (``format``, ``default``, ``required``, ``error``, ``when``, ``omit``, ``pick``,
-  ``rename``, ``keep_null``, ``lenient``);
+  ``array``, ``each``, ``if``, ``switch``, ``lookup``, ``rest``, ``sum``, ``product``, ``count``,
+  ``call``, ``entries``, ``get``, ``without``, ``render``) and optional modifiers (``format``, ``default``,
+  ``required``, ``error``, ``when``, ``omit``, ``pick``, ``rename``, ``keep_null``, ``lenient``);
 * any other object: an object whose fields are expressions (keys may be dotted, ``user.email``, or
   templated, ``"{{ settings.groupType }}"``).
 
@@ -32,14 +32,14 @@ from sdk.mapping import formats
 from sdk.mapping.env import _ABSENT, _COMPUTING, CTX_NAMES, Env
 from sdk.mapping.exprstring import ExprSyntaxError, ParsedExpr, parse, template_parts
 from sdk.mapping.jsoncopy import json_copy
-from sdk.mapping.paths import MISSING, Path, PathError, read_keys, read_steps, set_path
+from sdk.mapping.paths import KEY, MISSING, Path, PathError, read_keys, read_steps, set_path
 from sdk.mapping.paths import _parse as _parse_steps
 
 Fn = Callable[[Env], Any]
 
 PRIMARY = (
     "from", "value", "template", "first", "object", "merge", "array", "each", "if", "switch", "lookup",
-    "rest", "sum", "count", "call", "entries", "get", "render",
+    "rest", "sum", "product", "count", "call", "entries", "get", "without", "render",
 )  # fmt: skip
 MODIFIERS = (
     "format", "default", "required", "error", "when", "omit", "pick", "rename", "keep_null", "lenient",
@@ -59,10 +59,12 @@ DIRECTIVE_OPTIONS = {
     "lookup": ("table", "rows", "key_field", "value_field", "match", "many", "otherwise"),
     "rest": ("except",),
     "sum": ("of",),
+    "product": ("of",),
     "count": ("where",),
     "call": ("with",),
     "entries": ("key", "value", "where"),
     "get": ("in",),
+    "without": ("in",),
     "render": (),
 }
 MATCH_MODES = ("exact", "ci", "loose")
@@ -674,6 +676,40 @@ class Compiler:
 
         return Expr(total)
 
+    def _d_product(self, node: dict[str, Any], where: str) -> Expr:
+        """The numbers of a list multiplied (``{product: [properties.price, properties.quantity]}``, or
+        ``{product: properties.products, of: item.weight}``): a revenue is a price times a quantity.
+        Missing and null factors are left out, numeric text counts; with no factor at all the value is
+        missing. Like ``sum``, it reads values without consuming them from a ``rest``."""
+        src = self.value(node["product"], f"{where}.product").fn
+        of = self.value(node["of"], f"{where}.of").fn if "of" in node else None
+
+        def product(env: Env) -> Any:
+            seq = src(env)
+            if type(seq) is not list:
+                return MISSING
+            acc: float = 1
+            found = False
+            saved = env.item, env.index
+            try:
+                for i, el in enumerate(seq):
+                    env.item, env.index = el, i
+                    v = of(env) if of is not None else el
+                    if v is MISSING or v is None:
+                        continue
+                    try:
+                        acc *= formats.to_number(v)
+                    except formats.FormatError as e:
+                        raise InstrumentationError(f"{where}: {e}; fix the event value") from e
+                    found = True
+            finally:
+                env.item, env.index = saved
+            if not found:
+                return MISSING
+            return int(acc) if isinstance(acc, float) and acc.is_integer() else acc
+
+        return Expr(product)
+
     def _d_count(self, node: dict[str, Any], where: str) -> Expr:
         src = self.value(node["count"], f"{where}.count").fn
         cond = self.condition(node["where"], f"{where}.where") if "where" in node else None
@@ -754,6 +790,27 @@ class Compiler:
 
         return Expr(get)
 
+    def _d_without(self, node: dict[str, Any], where: str) -> Expr:
+        """An object without keys named at run time: ``{without: settings.once[*].property, in: traits}``.
+
+        ``without`` gives a name or a list of names (lists of lists are flattened once); a dotted name
+        (``address.city``) removes a nested key. Only the objects along a removed path are copied; ``in``
+        defaults to the whole event.
+        """
+        self._depends("event")
+        names_fn = self.value(node["without"], f"{where}.without").fn
+        base_fn = self.value(node["in"], f"{where}.in").fn if "in" in node else _root_event
+
+        def without(env: Env) -> Any:
+            obj = base_fn(env)
+            if type(obj) is not dict:
+                return obj
+            for keys in _key_paths(names_fn(env)):
+                obj = _drop_path(obj, keys)
+            return obj  # nested values are still the source's: placing the result copies it
+
+        return Expr(without)
+
     def _d_render(self, node: dict[str, Any], where: str) -> Expr:
         """A template whose text comes from the settings (a user's message template), rendered per event.
 
@@ -820,6 +877,44 @@ def _worth_caching(node: Any) -> bool:
 @functools.lru_cache(maxsize=1024)
 def _runtime_steps(text: str) -> tuple[tuple[int, Any], ...]:
     return tuple(_parse_steps(text))
+
+
+def _key_paths(names: Any) -> list[tuple[str, ...]]:
+    """Plain key paths from a name or a list of names (one level of nested lists flattened)."""
+    flat: list[Any] = []
+    for x in names if isinstance(names, list) else [names]:
+        flat.extend(x if isinstance(x, list) else [x])
+    out = []
+    for x in flat:
+        if not isinstance(x, str) or not x.strip():
+            continue
+        try:
+            steps = _runtime_steps(x.strip())
+        except (PathError, ExprSyntaxError):
+            continue
+        if steps and all(kind == KEY for kind, _ in steps):
+            out.append(tuple(arg for _, arg in steps))
+    return out
+
+
+def _drop_path(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``obj`` without the value at ``keys``, copying only the objects along the path."""
+    head = keys[0]
+    if len(keys) == 1:
+        if head not in obj:
+            return obj
+        out = dict(obj)
+        del out[head]
+        return out
+    inner = obj.get(head)
+    if type(inner) is not dict:
+        return obj
+    smaller = _drop_path(inner, keys[1:])
+    if smaller is inner:
+        return obj
+    out = dict(obj)
+    out[head] = smaller
+    return out
 
 
 _SANDBOX_CACHE: dict[str, Fn | None] = {}

@@ -104,6 +104,16 @@ def trim(v: Any, _: Any = None) -> Any:
     return v.strip() if isinstance(v, str) else v
 
 
+@register(
+    "squish",
+    "Runs of white space made one space, ends trimmed (names built from templates with empty parts)",
+    per_element=True,
+    example=("Viewed  Home page ", None, "Viewed Home page"),
+)
+def squish(v: Any, _: Any = None) -> Any:
+    return " ".join(v.split()) if isinstance(v, str) else v
+
+
 @register("capitalize", "First letter upper case, the rest unchanged", example=("purchase", None, "Purchase"))
 def capitalize(v: Any, _: Any = None) -> Any:
     return v[:1].upper() + v[1:] if isinstance(v, str) else v
@@ -558,8 +568,14 @@ def _ua(text: str) -> dict[str, Any]:
         # Every component the parser found: Chrome's 77.0.3865.90 keeps its build number.
         if x is None or x.major is None:
             return None
-        parts = [x.major, x.minor, x.patch, x.patch_minor]
-        return ".".join(p for p in parts if p is not None)
+        # The version as the user agent states it (Chrome/79.0.3945.117 -> 79.0.3945.117), stopping at
+        # the first part it does not give.
+        out = []
+        for p in (x.major, x.minor, x.patch, getattr(x, "patch_minor", None)):
+            if p is None:
+                break
+            out.append(p)
+        return ".".join(out)
 
     return {
         "browser": ua.family if ua else None,
@@ -575,8 +591,8 @@ def _ua(text: str) -> dict[str, Any]:
 
 @register(
     "user_agent",
-    "One part of a parsed user agent (ua-parser): browser, browser_version, browser_major, "
-    "os, os_version, device, device_brand, device_model",
+    "One part of a parsed user agent (ua-parser): browser, browser_version (all the parts the agent "
+    "states: 79.0.3945.117), browser_major, os, os_version, device, device_brand, device_model",
     example=(
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0",
         "browser",
@@ -655,6 +671,45 @@ def chunks(v: Any, n: Any = None) -> Any:
     return [v[i : i + n] for i in range(0, len(v), n)]
 
 
+@register("last", "The last element of a list (other values pass)", example=([3, 4], None, 4))
+def last(v: Any, _: Any = None) -> Any:
+    if isinstance(v, list):
+        return v[-1] if v else None
+    return v
+
+
+@register(
+    "tail",
+    "At most the last N characters of text (or elements of a list): ids whose unique part is at the end",
+    example=("1714550400123-abc", 3, "abc"),
+)
+def tail(v: Any, n: Any = None) -> Any:
+    if not isinstance(v, str | list) or n is None:
+        return v
+    k = int(n)
+    return v[-k:] if k > 0 else v[:0]
+
+
+@register(
+    "pairs",
+    "An object as a list of {key, value} objects (for `each`); pairs('explode') gives one pair per "
+    "element of a list value",
+    example=({"team": ["a", "b"]}, "explode", [{"key": "team", "value": "a"}, {"key": "team", "value": "b"}]),
+)
+def pairs(v: Any, mode: Any = None) -> Any:
+    if not isinstance(v, dict):
+        return []
+    if mode not in (None, "explode"):
+        raise FormatError(f"pairs takes no argument or 'explode', got {mode!r}")
+    out = []
+    for k, x in v.items():
+        if mode == "explode" and isinstance(x, list):
+            out.extend({"key": k, "value": el} for el in x)
+        else:
+            out.append({"key": k, "value": x})
+    return out
+
+
 @register("length", "Number of elements (list, object) or characters (text)", example=([1, 2], None, 2))
 def length(v: Any, _: Any = None) -> Any:
     return len(v) if isinstance(v, list | dict | str) else 0
@@ -676,6 +731,52 @@ def compact(v: Any, _: Any = None) -> Any:
     if isinstance(v, list):
         return [x for x in v if x is not None and x != ""]
     return v
+
+
+_EMPTY = (None, "")
+
+
+@register(
+    "prune",
+    "Without null, empty-text, empty-object and empty-list entries (objects and lists, one level; "
+    "after flatten, every level)",
+    example=({"a": None, "b": 1, "c": "", "d": {}, "e": []}, None, {"b": 1}),
+)
+def prune(v: Any, _: Any = None) -> Any:
+    if isinstance(v, dict):
+        return {k: x for k, x in v.items() if not _empty(x)}
+    if isinstance(v, list):
+        return [x for x in v if not _empty(x)]
+    return v
+
+
+def _empty(x: Any) -> bool:
+    t = type(x)
+    if t is dict or t is list:
+        return not x
+    return x is None or (t is str and x == "")
+
+
+@functools.lru_cache(maxsize=256)
+def _key_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+@register(
+    "drop_keys",
+    "An object without the keys matching a regular expression (searched), e.g. a vendor's reserved "
+    "prefixes: drop_keys('^(ga_|google_)')",
+    example=({"ga_id": 1, "plan": "pro"}, "^ga_", {"plan": "pro"}),
+)
+def drop_keys(v: Any, pattern: Any = None) -> Any:
+    if not isinstance(v, dict) or not pattern:
+        return v
+    try:
+        rx = _key_pattern(str(pattern))
+    except re.error as e:
+        raise FormatError(f"drop_keys: bad regular expression {pattern!r}: {e}") from e
+    search = rx.search
+    return {k: x for k, x in v.items() if not search(str(k))}
 
 
 @register("object", "The value if it is an object, else an empty object", example=("x", None, {}))

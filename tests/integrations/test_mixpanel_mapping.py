@@ -118,7 +118,8 @@ def test_page_name_default_and_template(mp):
     assert item["properties"]["name"] == "Home" and item["properties"]["category"] == "Top"
     templ = {
         "useUserDefinedPageEventName": True,
-        "userDefinedPageEventTemplate": "Saw {{ category }}/{{ path }}",
+        # Placeholders are paths into the event payload (RudderStack's setting note), properties included.
+        "userDefinedPageEventTemplate": "Saw {{ category }}/{{ properties.path }}",
     }
     _, item = only(run(mp, event, templ))
     assert item["event"] == "Saw Top//"
@@ -139,8 +140,11 @@ def test_identify_new_mapping_set_once_and_merge(mp):
         "traits": {"firstName": "Ana", "lastName": "Lind", "hobby": "chess", "address": {"city": "Oslo"}},
         "context": {"ip": "192.0.2.1", "traits": {"email": "ana@example.com"}},
     }
+    # Mixpanel accepts $merge only from projects holding the API secret (Merge Identities reference), and
+    # RudderStack sends it only "along with the Mixpanel API Secret": without it, no $merge.
     config = {"useNewMapping": True, "setOnceProperties": [{"property": "hobby"}]}
-    once, setter, merge = run(mp, event, config)
+    assert len(run(mp, event, config)) == 2
+    once, setter, merge = run(mp, event, {**config, "apiSecret": "secret-1"})
     assert once.json_body == [{"$set_once": {"hobby": "chess"}, "$token": TOKEN, "$distinct_id": "u-3"}]
     [upd] = setter.json_body
     assert upd["$distinct_id"] == "u-3" and upd["$ip"] == "192.0.2.1"
@@ -202,6 +206,7 @@ def test_alias_original_and_refusals(mp):
         ({"type": "track", "userId": "u"}, {}, InstrumentationError),  # no event name
         ({"type": "track", "event": "E"}, {}, InstrumentationError),  # no user at all
         ({"type": "track", "event": "E", "userId": "u", "messageId": 7}, {}, InstrumentationError),
+        ({"type": "track", "event": "E", "userId": True}, {}, InstrumentationError),  # not an id
         ({"type": "track", "event": "E", "userId": "u", "timestamp": OLD}, {}, InstrumentationError),
         ({"type": "group", "userId": "u", "traits": {"x": 1}}, {}, ConfigurationError),
         ({"type": "group", "userId": "u", "traits": {"x": 1}}, {"groupKeySettings": [{"groupKey": "team"}]},

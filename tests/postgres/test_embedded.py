@@ -161,13 +161,24 @@ def test_a_trust_cluster_from_an_older_sluice_is_converted_on_start(project):
 
 
 @as_root
-def test_parent_directories_are_never_opened_up_silently(project):
-    # A home directory like /root (0700): the old code added o+x to it with only a log line.
+@pytest.mark.timeout(180)
+def test_parent_directories_are_never_opened_up_silently(project, monkeypatch):
+    """A clone under a home like /root (0700): the old code added o+x to it with only a log line. Now the
+    folder keeps its mode and the cluster lives in a folder of its own the service user can reach."""
+    import pipeline.postgres.embedded as embedded
+
+    monkeypatch.setattr(embedded, "RELOCATED_BASE", project / "var-lib-sluice")
     closed = project / "home"
     closed.mkdir(mode=0o700)
     closed.chmod(0o700)
-    with pytest.raises(EmbeddedPostgresError) as e:
-        ensure_local_postgres(closed / "proj" / ".sluice")
-    message = str(e.value)
-    assert "cannot reach" in message and f"chmod o+x {closed}`" in message and "DATABASE_URL" in message
-    assert stat.S_IMODE(closed.stat().st_mode) == 0o700, "the mode must be left as it was"
+    sluice_dir = closed / "proj" / ".sluice"
+    try:
+        dsn = ensure_local_postgres(sluice_dir)
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert stat.S_IMODE(closed.stat().st_mode) == 0o700, "the mode must be left as it was"
+        where = (sluice_dir / "PGDATA-LOCATION").read_text().splitlines()[0]
+        assert where.startswith(str(project / "var-lib-sluice")) and Path(where, "PG_VERSION").exists()
+        assert ensure_local_postgres(sluice_dir) == dsn, "the same cluster is found again"
+    finally:
+        remove_local_postgres(sluice_dir)
