@@ -177,6 +177,12 @@ class Generator:
             w.emit(f'if {out} is _M or {out} is None or {out} == "":')
             with w.block():
                 w.emit(f"{out} = {self._operand(w, op, where)}")
+        if len(p.operands) > 1:
+            # `a ?? b` is the first present operand, else missing (as the closures): never the last one's
+            # null or empty text, which the formats would then be asked to convert.
+            w.emit(f'if {out} is None or {out} == "":')
+            with w.block():
+                w.emit(f"{out} = _M")
         self._formats(w, out, list(p.formats), where, lenient=False)
         return out
 
