@@ -209,6 +209,8 @@ class Connector:
             if not t.static:
                 raise SpecError(f"{where}.auth.{k}: credentials may only read settings and vars")
         self._bound: dict[int, tuple[dict[str, Any], Bound]] = {}
+        self._types = frozenset(spec.event_types)
+        self._type_names = {t: t for t in spec.event_types} | {t.capitalize(): t for t in spec.event_types}
 
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
@@ -310,13 +312,15 @@ class Connector:
         """
         if type(event) is not dict:
             raise InstrumentationError("the event must be a JSON object")
-        etype = event.get("type")
-        if not isinstance(etype, str) or not etype.strip():
-            raise InstrumentationError(
-                "the event has no 'type'; set it to track, identify, page, screen, group or alias"
-            )
-        etype = etype.strip().lower()
-        if etype not in self.spec.event_types:
+        raw_type = event.get("type")
+        etype = self._type_names.get(raw_type) if type(raw_type) is str else None  # the usual spellings
+        if etype is None:
+            if not isinstance(raw_type, str) or not raw_type.strip():
+                raise InstrumentationError(
+                    "the event has no 'type'; set it to track, identify, page, screen, group or alias"
+                )
+            etype = raw_type.strip().lower()
+        if etype not in self._types:
             raise UnsupportedEventError(
                 f"{self.spec.display_name} does not support {etype!r} events "
                 f"(supported: {', '.join(self.spec.event_types)}); disable them for this destination"
@@ -330,6 +334,8 @@ class Connector:
         env = Env(event, bound.settings, bound.vars, ctx, {}, self.plan.names, etype, bound.cache)
         try:
             planned = self.plan.run(env)
+            if len(planned) == 1:
+                return [self._request(planned[0], bound, env)]
             return [self._request(p, bound, env) for p in planned]
         except SluiceError:
             raise

@@ -105,6 +105,9 @@ class Generator:
         self.let_names = let_names
         # Outside a mapping function (endpoint templates) lets are computed by the closures (env.let).
         self.lets_in_env = lets_in_env
+        # Mark a let as being computed (to report a let that reads itself); needed only when the spec's
+        # lets read each other in a cycle, which generation detects.
+        self.mark_computing = True
         self.let_fn: dict[str, str] = {}  # let name -> generated function (set per event type)
         self.used_lets: set[str] = set()
         self.consts: dict[str, Any] = {
@@ -221,8 +224,12 @@ class Generator:
         if any(k.lstrip("-").isdigit() for k in keys) or len(keys) > 3:
             return f"_rk({base}, {w.const(tuple(keys))})"
         out = w.tmp()
-        w.emit(f"{out} = {base}")
-        for k in keys:
+        first, rest = keys[0], keys[1:]
+        if base == "ev":  # the event is always an object (the connector checks it first)
+            w.emit(f"{out} = ev.get({first!r}, _M)")
+        else:
+            w.emit(f"{out} = {base}.get({first!r}, _M) if type({base}) is dict else _M")
+        for k in rest:
             w.emit(f"{out} = {out}.get({k!r}, _M) if type({out}) is dict else _M")
         return out
 
@@ -728,13 +735,15 @@ class Generator:
             fn = self.compiler.scoped(node, where).fn
             w = Writer(self.consts, self.counter)
             v = w.const(fn, "C")
-            w.emit(f"memo[{name!r}] = _C")
+            if self.mark_computing:
+                w.emit(f"memo[{name!r}] = _C")
             w.emit(f"v = {v}(env)")
             w.emit(f"memo[{name!r}] = v")
             w.emit("return v")
             return fn_name or f"LET_{_ident(name)}", w.lines
         w = Writer(self.consts, self.counter)
-        w.emit(f"memo[{name!r}] = _C")
+        if self.mark_computing:
+            w.emit(f"memo[{name!r}] = _C")
         if config_key is not None:
             key = w.const(config_key)
             w.emit(f"v = env.cfg.get({key}, _U)")

@@ -50,10 +50,16 @@ class _SharedLetReadsLocal(Exception):
 
 
 def _generate(
-    spec: DestinationSpec, compiler: Compiler, functions: dict[str, Any], planned: type, shadowed: bool
+    spec: DestinationSpec,
+    compiler: Compiler,
+    functions: dict[str, Any],
+    planned: type,
+    shadowed: bool,
+    mark_computing: bool = False,
 ) -> dict[str, Callable[..., Any]]:
     where = spec.name
     gen = Generator(compiler, set(compiler.lets))
+    gen.mark_computing = mark_computing  # lets never read themselves: Plan refuses let cycles
     gen.consts["_P"] = planned
     sources: list[str] = []
     generated: set[str] = set()

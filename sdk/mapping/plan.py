@@ -7,6 +7,7 @@ running allocates only the outputs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +149,7 @@ class Plan:
         for m in spec.mappings.values():
             all_names |= set(m.let)
         self.let_names = all_names
+        _refuse_let_cycles(spec)
         self.vars = self._compile_vars(spec, functions)
         compiler = Compiler(all_names, functions)
         global_lets = {n: _let(compiler, e, f"{where}.let.{n}", n) for n, e in spec.let.items()}
@@ -225,3 +227,53 @@ def compute_vars(plan: Plan, env: Env) -> dict[str, Any]:
             raise ConfigurationError(e.message) from e
         values[name] = None if v is MISSING else json_copy(v)
     return values
+
+
+_LET_REF = re.compile(r"\blet\.([A-Za-z_][\w$]*)")
+
+
+def _let_refs(node: Any) -> set[str]:
+    """The let names an expression mentions (``let.x`` anywhere in its text)."""
+    if isinstance(node, str):
+        return set(_LET_REF.findall(node))
+    if isinstance(node, dict):
+        return set().union(*(_let_refs(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_let_refs(v) for v in node)) if node else set()
+    return set()
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(n: str, path: list[str]) -> list[str] | None:
+        if state.get(n) == 1:
+            return path[path.index(n) :] + [n]
+        if state.get(n) == 2:
+            return None
+        state[n] = 1
+        for m in sorted(graph[n]):
+            found = visit(m, [*path, n])
+            if found:
+                return found
+        state[n] = 2
+        return None
+
+    for n in sorted(graph):
+        cycle = visit(n, [])
+        if cycle:
+            return cycle
+    return None
+
+
+def _refuse_let_cycles(spec: DestinationSpec) -> None:
+    """A let that reads itself, directly or through others, can never be computed: a spec error."""
+    scopes = [("", spec.let)] + [(f"mappings.{t}.", {**spec.let, **m.let}) for t, m in spec.mappings.items()]
+    for prefix, lets in scopes:
+        cycle = _find_cycle({n: _let_refs(node) & set(lets) for n, node in lets.items()})
+        if cycle:
+            raise CompileError(
+                f"{spec.name}.{prefix}let.{cycle[0]}",
+                "these lets read each other in a circle, so none can be computed: "
+                + " -> ".join(f"let.{c}" for c in cycle),
+            )

@@ -430,3 +430,10 @@ def test_duplicate_keys_in_a_spec_are_refused(tmp_path):
     spec.write_text(text.replace("display_name: Webhook", "display_name: Webhook\ndisplay_name: Again"))
     with pytest.raises(SpecError, match="duplicate key 'display_name'"):
         load_spec(spec)
+
+
+def test_lets_that_read_each_other_in_a_circle_are_a_spec_error():
+    bad = copy.deepcopy(SPEC)
+    bad["let"] = {"a": "let.b | string", "b": {"first": ["let.c", "userId"]}, "c": "let.a"}
+    with pytest.raises(SpecError, match=r"let.a -> let.b -> let.c -> let.a"):
+        Connector(DestinationSpec.model_validate(bad))
