@@ -180,6 +180,12 @@ class Generator:
             w.emit(f'if {out} is _M or {out} is None or {out} == "":')
             with w.block():
                 w.emit(f"{out} = {self._operand(w, op, where)}")
+        if len(p.operands) > 1:
+            # `a ?? b` is the first present operand, else missing (as the closures): never the last one's
+            # null or empty text, which the formats would then be asked to convert.
+            w.emit(f'if {out} is None or {out} == "":')
+            with w.block():
+                w.emit(f"{out} = _M")
         self._formats(w, out, list(p.formats), where, lenient=False)
         return out
 
@@ -399,10 +405,18 @@ class Generator:
                 else:
                     w.emit(f"{out} = {{k: x for k, x in {out}.items() if k not in {drop}}}")
             fresh = False  # the values are still the source's
-        if "default" in node or node.get("required") or node.get("keep_null"):
+        if "rename" in node:
+            renames = w.const(dict(node["rename"]))
+            w.emit(f"if type({out}) is dict:")
+            with w.block():
+                w.emit(f"{out} = {{{renames}.get(k, k): x for k, x in {out}.items()}}")
+            fresh = False
+        # A switch's `default` is its own option (the value for unlisted cases), not the modifier.
+        default = "default" in node and kind != "switch"
+        if default or node.get("required") or node.get("keep_null"):
             w.emit(f"if {out} is _M or {out} is None:")
             with w.block():
-                if "default" in node:
+                if default:
                     d = node["default"]
                     w.emit(f"{out} = _jc({w.const(d)})" if isinstance(d, dict | list) else f"{out} = {d!r}")
                     fresh = fresh and isinstance(d, dict | list)
@@ -635,6 +649,10 @@ class Generator:
             v, _ = self.value(w, node[kind], f"{where}.{kind}")
             test = f'{v} is not _M and {v} is not None and {v} != ""'
             w.emit(f"{out} = {test}" if kind == "present" else f"{out} = not ({test})")
+            return out
+        if keys == {"has"}:
+            v, _ = self.value(w, node["has"], f"{where}.has")
+            w.emit(f"{out} = {v} is not _M")
             return out
         if "of" in keys:
             tests = [k for k in ("eq", "ne", "in", "not_in", "same_as", "matches", "type", "one_of",

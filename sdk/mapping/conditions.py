@@ -5,6 +5,8 @@ A condition is one of:
 * an expression string: true when its value is truthy (``settings.trackProductsOnce``; false, 0, "",
   "false", null, missing and empty containers are false);
 * ``{present: X}`` / ``{absent: X}``: X is (not) there: not missing, not null, not empty text;
+* ``{has: X}``: X exists in the event, even as null or empty text (a trait sent as null, which
+  vendors read as "clear this field", is not the same as a trait not sent);
 * ``{of: X, <test>: operand}`` with one test: ``eq``, ``ne``, ``in``, ``not_in`` (a list), ``matches``
   (a regular expression, searched), ``gt``, ``ge``, ``lt``, ``le`` (numbers), ``contains`` (text or list),
   ``starts_with``, ``type`` (string, number, integer, boolean, object, list, null); ``ci: true``
@@ -114,13 +116,16 @@ def compile_condition(compiler: Compiler, node: Any, where: str) -> Cond:
         if kind == "present":
             return is_present
         return lambda env: not is_present(env)
+    if keys == {"has"}:
+        fn = compiler.value(node["has"], f"{where}.has").fn
+        return lambda env: fn(env) is not MISSING
     if "age_of" in keys:
         return _age(compiler, node, where)
     if "of" in keys:
         return _test(compiler, node, where)
     raise CompileError(
         where,
-        f"unknown condition {sorted(keys)}; use present/absent, of + a test ({', '.join(TESTS)}), "
+        f"unknown condition {sorted(keys)}; use present/absent/has, of + a test ({', '.join(TESTS)}), "
         "age_of, not, all or any",
     )
 

@@ -9,7 +9,7 @@ An expression in a spec is one of:
 * an object with a directive key (``from``, ``value``, ``template``, ``first``, ``object``, ``merge``,
   ``array``, ``each``, ``if``, ``switch``, ``lookup``, ``rest``, ``sum``, ``product``, ``count``,
   ``call``, ``entries``, ``get``, ``without``, ``render``) and optional modifiers (``format``, ``default``,
-  ``required``, ``error``, ``when``, ``omit``, ``pick``, ``keep_null``, ``lenient``);
+  ``required``, ``error``, ``when``, ``omit``, ``pick``, ``rename``, ``keep_null``, ``lenient``);
 * any other object: an object whose fields are expressions (keys may be dotted, ``user.email``, or
   templated, ``"{{ settings.groupType }}"``).
 
@@ -42,7 +42,8 @@ PRIMARY = (
     "rest", "sum", "product", "count", "call", "entries", "get", "without", "render",
 )  # fmt: skip
 MODIFIERS = (
-    "format", "default", "required", "error", "when", "omit", "pick", "keep_null", "lenient", "omit_empty",
+    "format", "default", "required", "error", "when", "omit", "pick", "rename", "keep_null", "lenient",
+    "omit_empty",
 )  # fmt: skip
 DIRECTIVE_OPTIONS = {
     "from": (),
@@ -400,6 +401,10 @@ class Compiler:
             )
         builder = getattr(self, f"_d_{kind}")
         expr: Expr = builder(node, where)
+        if kind == "switch" and "default" in node:
+            # A switch's `default` is its own option (the value for unlisted cases, an expression), not the
+            # generic modifier: a default case computing null stays null, not the option's own text.
+            node = {k: v for k, v in node.items() if k != "default"}
         return self._modifiers(expr, node, where)
 
     def _modifiers(self, expr: Expr, node: dict[str, Any], where: str) -> Expr:
@@ -409,9 +414,10 @@ class Compiler:
             expr = self._with_formats(expr, fmts, where, lenient)
         fn = expr.fn
         fresh = expr.fresh
-        if "omit" in node or "pick" in node:
+        if "omit" in node or "pick" in node or "rename" in node:
             omit = set(_str_list(node.get("omit"), where, "omit"))
             pick = _str_list(node.get("pick"), where, "pick") if "pick" in node else None
+            renames = _rename_table(node.get("rename"), where)
             inner = fn
 
             def shaped(env: Env) -> Any:
@@ -419,8 +425,13 @@ class Compiler:
                 if type(v) is not dict:
                     return v
                 if pick is not None:
-                    return {k: v[k] for k in pick if k in v and k not in omit}
-                return {k: x for k, x in v.items() if k not in omit}
+                    v = {k: v[k] for k in pick if k in v and k not in omit}
+                elif omit:
+                    v = {k: x for k, x in v.items() if k not in omit}
+                if renames:
+                    get = renames.get
+                    v = {get(k, k): x for k, x in v.items()}
+                return v
 
             fn, fresh = shaped, False  # values are still shared with the source
         keep_null = bool(node.get("keep_null"))
@@ -969,6 +980,17 @@ def _literal(value: Any) -> Expr:
     if isinstance(value, dict | list):
         return Expr(lambda env: json_copy(value), True)
     return Expr(lambda env: value)
+
+
+def _rename_table(node: Any, where: str) -> dict[str, str] | None:
+    """``rename: {firstName: first_name}``: keys of an object value renamed; keys not listed are kept."""
+    if node is None:
+        return None
+    if not isinstance(node, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in node.items()
+    ):
+        raise CompileError(where, "`rename` takes a mapping of key names to new key names")
+    return dict(node)
 
 
 def _str_list(v: Any, where: str, key: str) -> list[str]:

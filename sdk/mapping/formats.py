@@ -658,6 +658,19 @@ def first(v: Any, _: Any = None) -> Any:
     return v
 
 
+@register(
+    "chunks",
+    "A list cut into lists of at most N elements, in order (one request each where a vendor caps an array)",
+    example=([1, 2, 3], 2, [[1, 2], [3]]),
+)
+def chunks(v: Any, n: Any = None) -> Any:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise FormatError(f"chunks needs a whole number of elements of 1 or more, got {n!r}")
+    if not isinstance(v, list):
+        return v
+    return [v[i : i + n] for i in range(0, len(v), n)]
+
+
 @register("last", "The last element of a list (other values pass)", example=([3, 4], None, 4))
 def last(v: Any, _: Any = None) -> Any:
     if isinstance(v, list):

@@ -215,11 +215,16 @@ def _let(compiler: Compiler, node: Any, where: str, name: str) -> Callable[[Env]
 
 
 def compute_vars(plan: Plan, env: Env) -> dict[str, Any]:
-    """``vars`` for one config: evaluated in order, each able to read the ones before it."""
+    """``vars`` for one config: evaluated in order, each able to read the ones before it. A var that cannot
+    be computed is a configuration error (its message says which setting to fix)."""
     values: dict[str, Any] = {}
     env.vars = values
     for name, fn in plan.vars:
-        v = fn(env)
+        try:
+            v = fn(env)
+        except InstrumentationError as e:
+            # vars read only settings: what stops one (`otherwise: error`, `required`) is the config.
+            raise ConfigurationError(e.message) from e
         values[name] = None if v is MISSING else json_copy(v)
     return values
 

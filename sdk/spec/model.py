@@ -23,14 +23,14 @@ _EXPR_SCHEMA = {
         'template (`"Viewed {{ name }} Page"`), a literal number/boolean/null, a list of expressions, a '
         "directive object (from, value, template, first, object, merge, array, each, if, switch, lookup, "
         "rest, sum, product, count, call, entries, get, without, render; modifiers format, default, "
-        "required, error, when, omit, pick, keep_null, lenient, omit_empty) or an object of fields. "
+        "required, error, when, omit, pick, rename, keep_null, lenient, omit_empty) or an object of fields. "
         "See docs/spec-language.md."
     ),
 }
 _COND_SCHEMA = {
     "description": (
-        "A condition: an expression (truthy), {present: X}, {absent: X}, {of: X, eq|ne|in|not_in|matches|"
-        "gt|ge|lt|le|contains|starts_with|type: operand, ci?, loose?}, "
+        "A condition: an expression (truthy), {present: X}, {absent: X}, {has: X}, "
+        "{of: X, eq|ne|in|not_in|matches|gt|ge|lt|le|contains|starts_with|type: operand, ci?, loose?}, "
         "{age_of: X, at?, gt|ge|lt|le: duration}, {not: C}, {all: [C]}, {any: [C]}. "
         "See docs/spec-language.md."
     ),

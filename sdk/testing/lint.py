@@ -33,7 +33,14 @@ def lint_integration(folder: Path) -> list[str]:
     if spec.name != folder.name:
         problems.append(f"{rel}/spec.yaml name: is {spec.name!r}; set it to the folder name {folder.name!r}")
     try:
-        Connector(spec, folder, None)
+        # The spec's `call`/`refine` names resolve against its own mapper (an unimportable mapper is
+        # reported by lint_mapper below).
+        mapper_path = folder / "mapper.py"
+        try:
+            mapper = _load_mapper(mapper_path, f"lint_{spec.name}") if mapper_path.exists() else None
+        except Exception:  # noqa: BLE001 - reported below with the reason
+            mapper = None
+        Connector(spec, folder, mapper)
     except SluiceError as e:
         problems.append(f"{rel}/spec.yaml: does not compile: {e.message}")
     problems += load_documented(folder).problems

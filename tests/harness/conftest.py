@@ -44,7 +44,7 @@ def fill_demo(integrations: Path, name: str = "demo") -> Path:
         "requests": [
             {
                 "method": "POST",
-                "url": "https://api.example.com/v1/events",
+                "url": f"https://api.{name}.test/v1/events",
                 "headers": {
                     "Authorization": f"Bearer test-api-key-{name}",
                     "Content-Type": "application/json",

@@ -49,7 +49,7 @@ def test_cassettes_build_reports_rejected_fixture(tree: Path) -> None:
     fx.write_text(json.dumps(data))
     r = run_cli("cassettes", "build", "demo", env_dir=tree)
     assert r.returncode == 1
-    assert "track_basic.json: instrumentation_error: send userId or anonymousId" in r.stderr
+    assert "track_basic.json: instrumentation_error: Demo needs a userId or anonymousId; send one" in r.stderr
 
 
 def test_openapi_extract_errors_are_actionable(tmp_path: Path) -> None:

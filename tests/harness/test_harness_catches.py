@@ -19,7 +19,7 @@ from sdk.testing.cases import build_cassettes
 from .conftest import REPO, fill_demo
 
 CRASHY = """
-def post_map(body, event, kit):
+def refine_body(body, event, settings, ctx):
     props = event.get("properties")
     if isinstance(props, dict) and len(props) > 3:
         raise RuntimeError("boom")
@@ -29,7 +29,7 @@ CLOCKY = """
 import uuid
 
 
-def post_map(body, event, kit):
+def refine_body(body, event, settings, ctx):
     body["insert_id"] = str(uuid.uuid4())
     return body
 """
@@ -68,8 +68,13 @@ def test_broken_connectors_fail_the_suite(tmp_path: Path) -> None:
     for name in ("crashy", "clocky", "leaky", "shapey"):
         scaffold(name, integrations)
         fill_demo(integrations, name)
-    (integrations / "crashy" / "mapper.py").write_text(CRASHY)
-    (integrations / "clocky" / "mapper.py").write_text(CLOCKY)
+    for name, mapper in (("crashy", CRASHY), ("clocky", CLOCKY)):
+        (integrations / name / "mapper.py").write_text(mapper)
+        spec_file = integrations / name / "spec.yaml"
+        text = spec_file.read_text().replace(
+            "    endpoint: default\n", "    endpoint: default\n    refine: refine_body\n", 1
+        )
+        spec_file.write_text(text)
     shapey = integrations / "shapey"
     (shapey / "openapi").mkdir()
     (shapey / "openapi" / "vendor.json").write_text(json.dumps(VENDOR_DOC))

@@ -52,7 +52,7 @@ def test_wrong_mapping_with_rebuilt_cassettes_is_still_caught(tree: Path) -> Non
     before = json.loads(fixture.read_text())["expect"]
     spec = folder / "spec.yaml"
     # a plausible bug: the user id taken from the anonymous id first
-    spec.write_text(spec.read_text().replace("from: [userId, anonymousId]", "from: [anonymousId, userId]"))
+    spec.write_text(spec.read_text().replace("userId ?? anonymousId", "anonymousId ?? userId"))
     event = json.loads(fixture.read_text())
     event["event"]["anonymousId"] = "anon-9"
     fixture.write_text(json.dumps(event, indent=2))
