@@ -39,7 +39,7 @@ _UNSET: Any = object()
 _SIMPLE_ROOTS = {"event": "ev", "settings": "st", "vars": "vr"}
 _SUPPORTED_DIRECTIVES = {
     "from", "value", "template", "first", "object", "merge", "array", "if", "each", "lookup", "entries",
-    "switch",
+    "switch", "rest",
 }  # fmt: skip
 _TYPE_TESTS = {
     "string": "type({v}) is str",
@@ -108,6 +108,9 @@ class Generator:
         # Mark a let as being computed (to report a let that reads itself); needed only when the spec's
         # lets read each other in a cycle, which generation detects.
         self.mark_computing = True
+        # What the whole body (or let) being generated reads, as the compiler saw it: `rest` leaves those
+        # keys out. None outside such a scope (then `rest` is not generated).
+        self.rest_reads: frozenset[tuple[str, ...]] | None = None
         self.let_fn: dict[str, str] = {}  # let name -> generated function (set per event type)
         self.used_lets: set[str] = set()
         self.consts: dict[str, Any] = {
@@ -132,7 +135,10 @@ class Generator:
             return atom, fresh
         except (_Unsupported, ExprSyntaxError):
             w.rollback(mark)
-            fn = self.compiler.value(node, where).fn
+            if self.rest_reads is not None and _has_rest(node):
+                fn = self.compiler.scoped(node, where, reads=self.rest_reads).fn
+            else:
+                fn = self.compiler.value(node, where).fn
             name = w.const(fn, "C")
             out = w.tmp()
             w.emit(f"{out} = {name}(env)")
@@ -161,8 +167,6 @@ class Generator:
             if kind not in _SUPPORTED_DIRECTIVES or set(node) - set(MODIFIERS) - {kind} - set(
                 DIRECTIVE_OPTIONS[kind]
             ):
-                raise _Unsupported
-            if "lenient" in node:
                 raise _Unsupported
             if kind == "lookup" and "default" in node and isinstance(node["default"], dict | list):
                 raise _Unsupported
@@ -387,9 +391,12 @@ class Generator:
             fresh = True
         elif kind == "switch":
             self._switch(w, node, out, where)
+        elif kind == "rest":
+            self._rest(w, node, out, where)
+            fresh = True
         if "format" in node:
             fmts = node["format"] if isinstance(node["format"], list) else [node["format"]]
-            self._formats(w, out, fmts, where, lenient=False)
+            self._formats(w, out, fmts, where, lenient=bool(node.get("lenient")))
             fresh = False
         if "omit" in node or "pick" in node:
             omit = node.get("omit")
@@ -499,6 +506,27 @@ class Generator:
                 w.emit(f"env.item, env.index = {saved}")
         return acc
 
+    def _rest(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
+        """The object at a path minus the keys the rest of the body reads from it (the compiler's rule)."""
+        if self.rest_reads is None or not isinstance(node["rest"], str):
+            raise _Unsupported
+        path = Path(node["rest"])
+        if not path.static:
+            raise _Unsupported
+        source = (path.root, *path.keys)
+        n = len(source)
+        except_ = node.get("except")
+        excluded = {r[n] for r in self.rest_reads if len(r) > n and r[:n] == source}
+        excluded |= {except_} if isinstance(except_, str) else set(except_ or ())
+        v = self._path(w, path, where)
+        drop = w.const(frozenset(excluded))
+        w.emit(f"if type({v}) is dict:")
+        with w.block():
+            w.emit(
+                f"{out} = {{k: (_jc(x) if type(x) is dict or type(x) is list else x) "
+                f"for k, x in {v}.items() if k not in {drop}}}"
+            )
+
     def _switch(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
         mode = node.get("match", "exact")
         subject, _ = self.value(w, node["switch"], f"{where}.switch")
@@ -524,22 +552,34 @@ class Generator:
                 w.emit(f"{out} = _M")
 
     def _each(self, w: Writer, node: dict[str, Any], where: str) -> str:
-        if "where" in node or "limit" in node or node.get("wrap"):
+        limit = node.get("limit")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
             raise _Unsupported
         src, _ = self.value(w, node["each"], f"{where}.each")
         acc = w.tmp("a")
         w.emit(f"{acc} = []")
-        w.emit(f"if type({src}) is list:")
+        seq = src
+        if node.get("wrap"):
+            seq = w.tmp("q")
+            w.emit(
+                f"{seq} = {src} if type({src}) is list else ([] if {src} is _M or {src} is None else [{src}])"
+            )
+        w.emit(f"if type({seq}) is list:")
         with w.block():
             saved = w.tmp("sv")
             w.emit(f"{saved} = (env.item, env.index)")
             w.emit("try:")
             with w.block():
                 i, el = w.tmp("i"), w.tmp("el")
-                w.emit(f"for {i}, {el} in enumerate({src}):")
+                w.emit(f"for {i}, {el} in enumerate({seq}):")
                 with w.block():
                     w.emit(f"env.item = {el}")
                     w.emit(f"env.index = {i}")
+                    if "where" in node:
+                        c = self.condition(w, node["where"], f"{where}.where")
+                        w.emit(f"if not {c}:")
+                        with w.block():
+                            w.emit("continue")
                     if "map" in node:
                         v, fresh = self.value(w, node["map"], f"{where}.map")
                     else:
@@ -547,6 +587,10 @@ class Generator:
                     w.emit(f"if {v} is not _M and {v} is not None:")
                     with w.block():
                         w.emit(f"{acc}.append({v})" if fresh else f"{acc}.append(_jc({v}))")
+                        if limit is not None:
+                            w.emit(f"if len({acc}) >= {limit}:")
+                            with w.block():
+                                w.emit("break")
             w.emit("finally:")
             with w.block():
                 w.emit(f"env.item, env.index = {saved}")
@@ -727,10 +771,21 @@ class Generator:
         raise _Unsupported
 
     # -- lets ----------------------------------------------------------------------------------------------
+    def _let_with_rest(
+        self, name: str, node: Any, where: str, config_key: Any | None, fn_name: str | None
+    ) -> tuple[str, list[str]]:
+        self.rest_reads = self.compiler.scoped(node, where).reads
+        try:
+            return self.let_function(name, node, where, config_key, fn_name)
+        finally:
+            self.rest_reads = None
+
     def let_function(
         self, name: str, node: Any, where: str, config_key: Any | None, fn_name: str | None = None
     ) -> tuple[str, list[str]]:
         """Source of ``LET_<name>(env)``: compute, remember in the memo (and per config when pure)."""
+        if _has_rest(node) and self.rest_reads is None:
+            return self._let_with_rest(name, node, where, config_key, fn_name)
         if _has_rest(node):
             fn = self.compiler.scoped(node, where).fn
             w = Writer(self.consts, self.counter)

@@ -509,15 +509,18 @@ class Compiler:
 
         return compile_object(self, fields, where)
 
-    def scoped(self, node: Any, where: str) -> Expr:
-        """A whole request body or ``let`` value: the scope in which ``rest`` sees what else was read."""
+    def scoped(self, node: Any, where: str, reads: frozenset[tuple[str, ...]] | None = None) -> Expr:
+        """A whole request body or ``let`` value: the scope in which ``rest`` sees what else was read.
+
+        ``reads``: what the enclosing body reads, when ``node`` is only part of it (the code generator
+        compiles such parts alone)."""
         self._rest_scopes.append([])
         try:
             expr = self.value(node, where)
         finally:
             rests = self._rest_scopes.pop()
         for rest in rests:
-            rest.exclude_from(expr.reads)
+            rest.exclude_from(expr.reads if reads is None else reads)
         return expr
 
     def _d_merge(self, node: dict[str, Any], where: str) -> Expr:

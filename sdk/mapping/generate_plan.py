@@ -81,7 +81,23 @@ def _generate(
             _check(gen, w, check, cwhere)
         kind = "requests" if m.requests is not None else "cases"
         for i, r in enumerate(m.request_specs):
-            _request(gen, w, r, f"{mwhere}.{kind}[{i}]", functions, first_only=kind == "cases")
+            # Each request is a function of its own: a frame holds the locals of the request it builds,
+            # not those of every case of the event type (large frames cost on every call).
+            rw = Writer(gen.consts, gen.counter)
+            _request(gen, rw, r, f"{mwhere}.{kind}[{i}]", functions, first_only=False)
+            rname = f"req_{_ident(etype)}_{i}"
+            sources.append(_function(rname, "env, out", rw.lines + ["    return True"]))
+            if r.when is not None:
+                c = gen.condition(w, r.when, f"{mwhere}.{kind}[{i}].when")
+                w.emit(f"if {c}:")
+                with w.block():
+                    w.emit(f"{rname}(env, out)")
+                    if kind == "cases":
+                        w.emit("return out")
+            else:
+                w.emit(f"{rname}(env, out)")
+                if kind == "cases":
+                    w.emit("return out")
         fname = f"map_{_ident(etype)}"
         sources.append(_function(fname, "env, out", w.lines + ["    return out"]))
         names[etype] = fname
@@ -130,10 +146,7 @@ def _check(gen: Generator, w: Writer, check: Check, where: str) -> None:
 def _request(
     gen: Generator, w: Writer, r: RequestSpec, where: str, functions: dict[str, Any], first_only: bool
 ) -> None:
-    if r.when is not None:
-        c = gen.condition(w, r.when, f"{where}.when")
-        w.emit(f"if {c}:")
-        w.depth += 1
+    """The request's outputs (its `when` is tested by the caller)."""
     if r.each is not None:
         seq, _ = gen.value(w, r.each, f"{where}.each")
         w.emit(f"if type({seq}) is not list:")
@@ -153,27 +166,23 @@ def _request(
             w.emit(f"env.item, env.index = {saved}")
     else:
         _one(gen, w, r, where, functions)
-    if first_only:
-        w.emit("return out")
-    if r.when is not None:
-        w.depth -= 1
 
 
 def _one(gen: Generator, w: Writer, r: RequestSpec, where: str, functions: dict[str, Any]) -> None:
     body = "None"
     if r.body is not None:
         if _has_rest(r.body):
-            fn = w.const(gen.compiler.scoped(r.body, f"{where}.body").fn, "C")
-            body = w.tmp("b")
-            w.emit(f"{body} = {fn}(env)")
-            w.emit(f"{body} = _jc({body}) if type({body}) is dict or type({body}) is list else {body}")
-        else:
+            # `rest` leaves out what the rest of the body reads: the compiler's view of those reads.
+            gen.rest_reads = gen.compiler.scoped(r.body, f"{where}.body").reads
+        try:
             v, fresh = gen.value(w, r.body, f"{where}.body")
-            body = w.tmp("b")
-            if fresh:
-                w.emit(f"{body} = {v}")
-            else:
-                w.emit(f"{body} = _jc({v}) if type({v}) is dict or type({v}) is list else {v}")
+        finally:
+            gen.rest_reads = None
+        body = w.tmp("b")
+        if fresh:
+            w.emit(f"{body} = {v}")
+        else:
+            w.emit(f"{body} = _jc({v}) if type({v}) is dict or type({v}) is list else {v}")
         w.emit(f"if {body} is _M:")
         with w.block():
             w.emit(f"{body} = None")
