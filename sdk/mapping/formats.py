@@ -635,6 +635,38 @@ def flatten(v: Any, sep: Any = None) -> Any:
     return out
 
 
+def _flatten_indexed(prefix: str, v: Any, sep: str, out: dict, depth: int) -> None:
+    if depth > 64:
+        raise FormatError("object nested more than 64 levels deep cannot be flattened")
+    if isinstance(v, dict) and v:
+        for k, x in v.items():
+            _flatten_indexed(f"{prefix}{sep}{k}" if prefix else str(k), x, sep, out, depth + 1)
+    elif isinstance(v, list) and any(isinstance(x, dict | list) for x in v):
+        for i, x in enumerate(v):
+            _flatten_indexed(f"{prefix}[{i}]", x, sep, out, depth + 1)
+    else:
+        out[prefix] = v
+
+
+@register(
+    "flatten_indexed",
+    "Nested keys joined by the separator (default '.'), the way JavaScript paths read: a list holding "
+    "objects is indexed as key[0], key[1]; a list of plain values stays a list (Klaviyo's flattened "
+    "properties)",
+    example=(
+        {"a": {"b": 1}, "items": [{"id": 7}], "tags": ["x"]},
+        None,
+        {"a.b": 1, "items[0].id": 7, "tags": ["x"]},
+    ),
+)
+def flatten_indexed(v: Any, sep: Any = None) -> Any:
+    if not isinstance(v, dict):
+        return v
+    out: dict[str, Any] = {}
+    _flatten_indexed("", v, "." if sep is None else str(sep), out, 0)
+    return out
+
+
 @register(
     "scalars",
     "An object without its object and list values (e.g. for query parameters)",
