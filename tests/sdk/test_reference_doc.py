@@ -96,6 +96,19 @@ def test_reference_example(name: str, ex: dict[str, Any], backend: str) -> None:
             _run(ex)
         assert info.value.type == ex["error"], info.value.message
         return
+    if "response" in ex:  # a classification example: the spec's `responses` rules on a vendor answer
+        from sdk.classify import classify_response
+
+        r = ex["response"]
+        got = classify_response(
+            r["status"], r.get("headers") or {}, r.get("body"), _connector(ex).spec.responses,
+            request=ex.get("request"), jobs=ex.get("jobs"),
+        )
+        want = ex["classified"]
+        assert got.outcome.value == want["outcome"], got.reason
+        if "events" in want:
+            assert [j.outcome.value for j in got.jobs or []] == want["events"], got.jobs
+        return
     requests = _run(ex)
     want_requests = ex.get("requests", ex.get("delivered"))
     if want_requests is not None:
@@ -116,7 +129,7 @@ def test_reference_example(name: str, ex: dict[str, Any], backend: str) -> None:
 def test_every_example_states_an_expectation() -> None:
     assert len(EXAMPLES) >= 40
     for name, ex in EXAMPLES:
-        assert {"result", "requests", "delivered", "error", "dropped"} & set(ex), name
+        assert {"result", "requests", "delivered", "classified", "error", "dropped"} & set(ex), name
 
 
 def test_the_reference_covers_the_whole_language() -> None:
