@@ -194,3 +194,14 @@ def test_bulk_answers_dead_letter_only_the_rejected_jobs(it):
     answer = {"successCount": 1, "failCount": 1, "failedUpdates": {"notFoundUserIds": ["u1"]}}
     c = it.classify(200, {}, json.dumps(answer).encode(), request=merged, jobs=2)
     assert [j.outcome.value for j in c.jobs] == ["abort", "success"]
+
+
+def test_cart_and_purchase_items_need_id_name_price_and_quantity(it):
+    props = {"total": 5, "products": [{"product_id": "P", "name": "N", "price": 5, "quantity": 1},
+                                      {"product_id": "Q", "name": "M", "price": "n/a", "quantity": 1}]}
+    for name in ("Order Completed", "Product Added"):
+        with pytest.raises(InstrumentationError, match="every product needs"):
+            run(it, {"type": "track", "userId": "u", "event": name, "properties": props})
+    emptied = {"type": "track", "userId": "u", "event": "Product Removed", "properties": {"products": []}}
+    (r,) = run(it, emptied)
+    assert r.json_body["items"] == []  # an emptied cart is still a cart
