@@ -609,15 +609,17 @@ def user_agent(v: Any, part: Any = None) -> Any:
 
 
 # -- objects and lists ----------------------------------------------------------------------------------
-def _flatten(prefix: str, v: Any, sep: str, out: dict, depth: int) -> None:
+def _flatten(prefix: str, v: Any, sep: str, out: dict, depth: int, indexed: bool = False) -> None:
+    """``indexed``: list elements as ``key[i]``, and only lists holding objects or lists are expanded."""
     if depth > 64:
         raise FormatError("object nested more than 64 levels deep cannot be flattened")
     if isinstance(v, dict) and v:
         for k, x in v.items():
-            _flatten(f"{prefix}{sep}{k}" if prefix else str(k), x, sep, out, depth + 1)
-    elif isinstance(v, list) and v:
+            _flatten(f"{prefix}{sep}{k}" if prefix else str(k), x, sep, out, depth + 1, indexed)
+    elif isinstance(v, list) and v and (not indexed or any(isinstance(x, dict | list) for x in v)):
         for i, x in enumerate(v):
-            _flatten(f"{prefix}{sep}{i}" if prefix else str(i), x, sep, out, depth + 1)
+            key = f"{prefix}[{i}]" if indexed else f"{prefix}{sep}{i}" if prefix else str(i)
+            _flatten(key, x, sep, out, depth + 1, indexed)
     else:
         out[prefix] = v
 
@@ -635,19 +637,6 @@ def flatten(v: Any, sep: Any = None) -> Any:
     return out
 
 
-def _flatten_indexed(prefix: str, v: Any, sep: str, out: dict, depth: int) -> None:
-    if depth > 64:
-        raise FormatError("object nested more than 64 levels deep cannot be flattened")
-    if isinstance(v, dict) and v:
-        for k, x in v.items():
-            _flatten_indexed(f"{prefix}{sep}{k}" if prefix else str(k), x, sep, out, depth + 1)
-    elif isinstance(v, list) and any(isinstance(x, dict | list) for x in v):
-        for i, x in enumerate(v):
-            _flatten_indexed(f"{prefix}[{i}]", x, sep, out, depth + 1)
-    else:
-        out[prefix] = v
-
-
 @register(
     "flatten_indexed",
     "Nested keys joined by the separator (default '.'), the way JavaScript paths read: a list holding "
@@ -663,7 +652,7 @@ def flatten_indexed(v: Any, sep: Any = None) -> Any:
     if not isinstance(v, dict):
         return v
     out: dict[str, Any] = {}
-    _flatten_indexed("", v, "." if sep is None else str(sep), out, 0)
+    _flatten("", v, "." if sep is None else str(sep), out, 0, indexed=True)
     return out
 
 
