@@ -275,3 +275,20 @@ def test_subscription_jobs_merge_per_list_up_to_100_profiles(kl):
 def test_events_and_profile_upserts_are_not_merged(kl):
     reqs = run(kl, identify({"email": "a@x.io"})) + run(kl, identify({"email": "b@x.io"}))
     assert [idx for idx, _ in kl.batch(reqs, V2)] == [[0], [1]]
+
+
+def test_patch_operations_named_in_the_integrations_object(kl):
+    # Klaviyo's meta.patch_properties (append / unappend / unset) for the traits the event names
+    opts = {"Klaviyo": {"fieldsToAppend": ["tags", "missing"], "fieldsToUnappend": ["old_tags"],
+                        "fieldsToUnset": ["legacy_score"]}}
+    traits = {"email": "a@x.io", "tags": "vip", "old_tags": "beta", "legacy_score": 3, "plan": "pro"}
+    (r,) = run(kl, identify(traits, integrations=opts))
+    data = r.json_body["data"]
+    assert data["meta"] == {"patch_properties": {"append": {"tags": "vip"}, "unappend": {"old_tags": "beta"},
+                                                 "unset": ["legacy_score"]}}
+    assert data["attributes"]["properties"] == {"plan": "pro"}
+    (t,) = run(kl, {"type": "track", "userId": "u", "event": "Go", "context": {"traits": traits},
+                    "integrations": {"KLAVIYO": {"fieldsToUnset": "legacy_score"}}})
+    profile = t.json_body["data"]["attributes"]["profile"]["data"]["attributes"]
+    assert profile["meta"] == {"patch_properties": {"unset": ["legacy_score"]}}
+    assert "legacy_score" not in profile["properties"]
