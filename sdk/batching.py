@@ -29,6 +29,9 @@ class BatchPlan:
     lists: dict[tuple[str, ...], int | None] | None
     wrap: str | None = None
     merged_url: str | None = None
+    group_by: tuple[tuple[str, ...], ...] = ()
+    deliver_url: str | None = None
+    deliver_endpoint: str | None = None
 
     @classmethod
     def from_batching(cls, b: Batching) -> BatchPlan:
@@ -36,11 +39,17 @@ class BatchPlan:
         return cls("spec", b.max_events, b.max_bytes, lists)
 
     @classmethod
-    def from_endpoint(cls, name: str, b: EndpointBatch, merged_url: str | None = None) -> BatchPlan:
+    def from_endpoint(
+        cls, name: str, b: EndpointBatch, merged_url: str | None = None, deliver_url: str | None = None
+    ) -> BatchPlan:
         lists: dict[tuple[str, ...], int | None] | None = {split_path(k): v for k, v in b.lists.items()}
         if b.wrap:
             lists = {(b.wrap,): b.max_events}
-        return cls(f"endpoint:{name}", b.max_events, b.max_bytes, lists or None, b.wrap, merged_url)
+        group_by = tuple(split_path(p) for p in b.group_by)
+        return cls(
+            f"endpoint:{name}", b.max_events, b.max_bytes, lists or None, b.wrap, merged_url, group_by,
+            deliver_url, b.deliver_to if deliver_url else None,
+        )
 
 
 @dataclass
@@ -52,8 +61,13 @@ class _Group:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def _route_key(plan: BatchPlan, r: VendorRequest) -> str:
-    return json.dumps([plan.name, r.method, r.url, r.headers, r.params], sort_keys=True, default=str)
+def _route_key(plan: BatchPlan, r: VendorRequest, group: list[Any]) -> str:
+    return json.dumps([plan.name, r.method, r.url, r.headers, r.params, group], sort_keys=True, default=str)
+
+
+def _group_values(plan: BatchPlan, body: Any) -> list[Any]:
+    """The values at the plan's ``group_by`` paths (read before any envelope is added)."""
+    return [None if (v := get_path(body, p)) is MISSING else v for p in plan.group_by]
 
 
 def _parts(body: Any, plan: BatchPlan) -> dict[tuple[str, ...], list[Any]] | None:
@@ -108,13 +122,16 @@ def merge_planned(
         if plan is None or r.body_kind != "json":
             out.append(([i], r))
             continue
+        group = _group_values(plan, r.json_body)
         if plan.wrap:
             r = r.model_copy(update={"json_body": {plan.wrap: [r.json_body]}})
+        if plan.deliver_url:
+            r = r.model_copy(update={"url": plan.deliver_url, "endpoint": plan.deliver_endpoint})
         parts = _parts(r.json_body, plan)
         if parts is None or plan.max_events <= 1:
             out.append(([i], r))
             continue
-        key = _route_key(plan, r)
+        key = _route_key(plan, r, group)
         size = len(r.body_bytes())
         entry = groups.get(key)
         if entry is not None:

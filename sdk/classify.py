@@ -121,12 +121,21 @@ class PerJob(BaseModel):
     ``failed_records[].index``); nested lists are flattened (Amplitude
     ``events_with_invalid_fields.<field>: [3, 4]``). Indices refer to the request array at ``items``
     (a dotted body path; omitted: a JSON-array body), or to the array an element names under
-    ``array`` (Braze ``input_array``).
+    ``array`` (Braze ``input_array``). ``by_value`` is for vendors that name rejected items by a value
+    instead (Iterable's bulk answers list ``invalidEmails``, ``failedUpdates.notFoundUserIds``, ...):
+    each request item at ``items`` whose field holds a listed value is a failed item.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    failed: list[str] = Field(description="response paths whose values name the failed items")
+    failed: list[str] = Field(
+        default_factory=list, description="response paths whose values name the failed items by index"
+    )
+    by_value: dict[str, str] = Field(
+        default_factory=dict,
+        description="response path -> item field: the answer lists rejected items by a value of theirs "
+        "(Iterable's invalidEmails: emails); every request item whose field holds a listed value failed",
+    )
     index: str | None = None
     array: str | None = None
     message: list[str] = Field(default_factory=list, description="keys of an element that explain it")
@@ -323,6 +332,27 @@ def _owners(request_body: Any, jobs: JobsArg, path: str | None, wrapped: bool = 
     return None
 
 
+def _failed_by_value(pj: PerJob, parsed: Any, request_body: Any) -> list[tuple[str | None, int, str]]:
+    """(array, index, message) of every request item whose field holds a value the answer lists."""
+    items = _array(request_body, pj.items) if pj.by_value else None
+    if not items:
+        return []
+    out: list[tuple[str | None, int, str]] = []
+    for path, item_field in pj.by_value.items():
+        listed: set[str] = set()
+        for v in iter_path(parsed, path):
+            for x in v if isinstance(v, list) else [v]:
+                if isinstance(x, str | int) and not isinstance(x, bool):
+                    listed.add(str(x))
+        if not listed:
+            continue
+        for i, item in enumerate(items):
+            v = item.get(item_field) if isinstance(item, dict) else None
+            if v is not None and not isinstance(v, dict | list) and str(v) in listed:
+                out.append((pj.items, i, f"{path}: {v}"))
+    return out
+
+
 def _failed_items(pj: PerJob, parsed: Any) -> list[tuple[str | None, int, str]]:
     """(array, index, message) of every rejected item the answer names."""
     out: list[tuple[str | None, int, str]] = []
@@ -357,7 +387,7 @@ def _per_job(
     others = pj.others or rule_outcome
     result = [JobOutcome(outcome=others, reason=reason) for _ in range(n)]
     owner_cache: dict[str | None, list[int] | None] = {}
-    for array, idx, msg in _failed_items(pj, parsed):
+    for array, idx, msg in _failed_items(pj, parsed) + _failed_by_value(pj, parsed, request_body):
         if array not in owner_cache:
             owner_cache[array] = _owners(request_body, jobs, array, pj.wrapped)
         owners = owner_cache[array]

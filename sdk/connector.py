@@ -439,10 +439,18 @@ class Connector:
         plans: dict[str, BatchPlan] = {}
         for name, ep in self.spec.endpoints.items():
             if ep.batch is not None:
-                merged_url = None
+                merged_url = deliver_url = None
                 if ep.batch.merged_endpoint:
                     merged_url = bound.endpoints[ep.batch.merged_endpoint].url
-                plans[name] = BatchPlan.from_endpoint(name, ep.batch, merged_url)
+                if ep.batch.deliver_to:
+                    deliver_url = bound.endpoints[ep.batch.deliver_to].url
+                    if deliver_url is None:
+                        raise SpecError(
+                            f"{self.spec.name}: endpoints.{name}.batch.deliver_to names "
+                            f"{ep.batch.deliver_to!r}, whose URL depends on the event; a delivery endpoint's "
+                            f"URL may read only settings and vars"
+                        )
+                plans[name] = BatchPlan.from_endpoint(name, ep.batch, merged_url, deliver_url)
         return merge_planned(requests, lambda r: plans.get(self.endpoint_of(r) or "", default))
 
     def endpoint_of(self, req: VendorRequest) -> str | None:

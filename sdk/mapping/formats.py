@@ -609,15 +609,17 @@ def user_agent(v: Any, part: Any = None) -> Any:
 
 
 # -- objects and lists ----------------------------------------------------------------------------------
-def _flatten(prefix: str, v: Any, sep: str, out: dict, depth: int) -> None:
+def _flatten(prefix: str, v: Any, sep: str, out: dict, depth: int, indexed: bool = False) -> None:
+    """``indexed``: list elements as ``key[i]``, and only lists holding objects or lists are expanded."""
     if depth > 64:
         raise FormatError("object nested more than 64 levels deep cannot be flattened")
     if isinstance(v, dict) and v:
         for k, x in v.items():
-            _flatten(f"{prefix}{sep}{k}" if prefix else str(k), x, sep, out, depth + 1)
-    elif isinstance(v, list) and v:
+            _flatten(f"{prefix}{sep}{k}" if prefix else str(k), x, sep, out, depth + 1, indexed)
+    elif isinstance(v, list) and v and (not indexed or any(isinstance(x, dict | list) for x in v)):
         for i, x in enumerate(v):
-            _flatten(f"{prefix}{sep}{i}" if prefix else str(i), x, sep, out, depth + 1)
+            key = f"{prefix}[{i}]" if indexed else f"{prefix}{sep}{i}" if prefix else str(i)
+            _flatten(key, x, sep, out, depth + 1, indexed)
     else:
         out[prefix] = v
 
@@ -632,6 +634,25 @@ def flatten(v: Any, sep: Any = None) -> Any:
         return v
     out: dict[str, Any] = {}
     _flatten("", v, "." if sep is None else str(sep), out, 0)
+    return out
+
+
+@register(
+    "flatten_indexed",
+    "Nested keys joined by the separator (default '.'), the way JavaScript paths read: a list holding "
+    "objects is indexed as key[0], key[1]; a list of plain values stays a list (Klaviyo's flattened "
+    "properties)",
+    example=(
+        {"a": {"b": 1}, "items": [{"id": 7}], "tags": ["x"]},
+        None,
+        {"a.b": 1, "items[0].id": 7, "tags": ["x"]},
+    ),
+)
+def flatten_indexed(v: Any, sep: Any = None) -> Any:
+    if not isinstance(v, dict):
+        return v
+    out: dict[str, Any] = {}
+    _flatten("", v, "." if sep is None else str(sep), out, 0, indexed=True)
     return out
 
 

@@ -47,8 +47,10 @@ class EndpointBatch(_Strict):
     """Batching rules of one endpoint, where they differ from the spec-wide ``batching`` block.
 
     Vendors cap each array of a bulk body separately (Braze: 75 events and 75 purchases per
-    request), take merged uploads on another URL (Amplitude's /batch), or want even a single
-    operation wrapped in an envelope (Customer.io's ``{"batch": [...]}``).
+    request), take merged uploads on another URL (Amplitude's /batch), want even a single
+    operation wrapped in an envelope (Customer.io's ``{"batch": [...]}``), keep an id that must
+    match inside the body (Klaviyo's list of a subscription job: ``group_by``), or ask that every
+    request go to the bulk endpoint so that events keep their order (Iterable: ``deliver_to``).
     """
 
     max_events: int = Field(default=1, ge=1, description="mapped requests merged into one, at most")
@@ -64,6 +66,16 @@ class EndpointBatch(_Strict):
     )
     merged_endpoint: str | None = Field(
         default=None, description="endpoint whose URL a merged request (2 or more) is sent to"
+    )
+    group_by: list[str] = Field(
+        default_factory=list,
+        description="body paths whose values must be equal for requests to merge (an id the vendor reads "
+        "from the body rather than the URL, e.g. one subscription job per list)",
+    )
+    deliver_to: str | None = Field(
+        default=None,
+        description="endpoint every request of this one is delivered to, single or merged (a vendor's bulk "
+        "endpoint, in the `wrap` envelope), checked against that endpoint's vendor contract",
     )
 
 
@@ -332,6 +344,13 @@ class DestinationSpec(_Strict):
             if b.merged_endpoint and b.merged_endpoint not in self.endpoints:
                 raise ValueError(
                     f"endpoints.{name}.batch.merged_endpoint {b.merged_endpoint!r} is not defined"
+                )
+            if b.deliver_to and b.deliver_to not in self.endpoints:
+                raise ValueError(f"endpoints.{name}.batch.deliver_to {b.deliver_to!r} is not defined")
+            if b.deliver_to and b.merged_endpoint:
+                raise ValueError(
+                    f"endpoints.{name}.batch: give deliver_to (every request goes there) or merged_endpoint "
+                    f"(only merged ones do), not both"
                 )
         return self
 

@@ -68,8 +68,13 @@ def _connector(ex: dict[str, Any]) -> Connector:
 
 def _run(ex: dict[str, Any]) -> Any:
     conn = _connector(ex)
-    event = ex.get("event") or {"type": "track"}
     ctx = TransformContext.at(ex.get("now") or "2024-05-01T12:00:00Z", seed="doc")
+    if "events" in ex:  # a batching example: every event's requests, merged as the router would
+        requests = []
+        for event in ex["events"]:
+            requests += conn.transform(copy.deepcopy(event), ex.get("settings") or {}, ctx)
+        return [r for _, r in conn.batch(requests, ex.get("settings") or {})]
+    event = ex.get("event") or {"type": "track"}
     return conn.transform(copy.deepcopy(event), ex.get("settings") or {}, ctx)
 
 
@@ -91,10 +96,24 @@ def test_reference_example(name: str, ex: dict[str, Any], backend: str) -> None:
             _run(ex)
         assert info.value.type == ex["error"], info.value.message
         return
+    if "response" in ex:  # a classification example: the spec's `responses` rules on a vendor answer
+        from sdk.classify import classify_response
+
+        r = ex["response"]
+        got = classify_response(
+            r["status"], r.get("headers") or {}, r.get("body"), _connector(ex).spec.responses,
+            request=ex.get("request"), jobs=ex.get("jobs"),
+        )
+        want = ex["classified"]
+        assert got.outcome.value == want["outcome"], got.reason
+        if "events" in want:
+            assert [j.outcome.value for j in got.jobs or []] == want["events"], got.jobs
+        return
     requests = _run(ex)
-    if "requests" in ex:
-        assert len(requests) == len(ex["requests"]), [r.to_wire() for r in requests]
-        for want, got in zip(ex["requests"], requests, strict=True):
+    want_requests = ex.get("requests", ex.get("delivered"))
+    if want_requests is not None:
+        assert len(requests) == len(want_requests), [r.to_wire() for r in requests]
+        for want, got in zip(want_requests, requests, strict=True):
             wire = got.to_wire()
             for key, value in want.items():
                 if key == "headers":
@@ -110,7 +129,7 @@ def test_reference_example(name: str, ex: dict[str, Any], backend: str) -> None:
 def test_every_example_states_an_expectation() -> None:
     assert len(EXAMPLES) >= 40
     for name, ex in EXAMPLES:
-        assert {"result", "requests", "error", "dropped"} & set(ex), name
+        assert {"result", "requests", "delivered", "classified", "error", "dropped"} & set(ex), name
 
 
 def test_the_reference_covers_the_whole_language() -> None:
