@@ -29,6 +29,7 @@ class BatchPlan:
     lists: dict[tuple[str, ...], int | None] | None
     wrap: str | None = None
     merged_url: str | None = None
+    hoist: tuple[str, ...] = ()
 
     @classmethod
     def from_batching(cls, b: Batching) -> BatchPlan:
@@ -40,7 +41,9 @@ class BatchPlan:
         lists: dict[tuple[str, ...], int | None] | None = {split_path(k): v for k, v in b.lists.items()}
         if b.wrap:
             lists = {(b.wrap,): b.max_events}
-        return cls(f"endpoint:{name}", b.max_events, b.max_bytes, lists or None, b.wrap, merged_url)
+        return cls(
+            f"endpoint:{name}", b.max_events, b.max_bytes, lists or None, b.wrap, merged_url, tuple(b.hoist)
+        )
 
 
 @dataclass
@@ -53,7 +56,17 @@ class _Group:
 
 
 def _route_key(plan: BatchPlan, r: VendorRequest) -> str:
-    return json.dumps([plan.name, r.method, r.url, r.headers, r.params], sort_keys=True, default=str)
+    hoisted = {k: r.json_body.get(k) for k in plan.hoist} if isinstance(r.json_body, dict) else None
+    return json.dumps([plan.name, r.method, r.url, r.headers, r.params, hoisted], sort_keys=True, default=str)
+
+
+def _wrapped(body: Any, plan: BatchPlan) -> Any:
+    """``{wrap: [body]}``, with the ``hoist`` keys moved from the body into the envelope (first)."""
+    if not plan.hoist or not isinstance(body, dict):
+        return {plan.wrap: [body]}
+    envelope = {k: body[k] for k in plan.hoist if k in body}
+    envelope[plan.wrap] = [{k: v for k, v in body.items() if k not in envelope}]
+    return envelope
 
 
 def _parts(body: Any, plan: BatchPlan) -> dict[tuple[str, ...], list[Any]] | None:
@@ -109,7 +122,7 @@ def merge_planned(
             out.append(([i], r))
             continue
         if plan.wrap:
-            r = r.model_copy(update={"json_body": {plan.wrap: [r.json_body]}})
+            r = r.model_copy(update={"json_body": _wrapped(r.json_body, plan)})
         parts = _parts(r.json_body, plan)
         if parts is None or plan.max_events <= 1:
             out.append(([i], r))

@@ -62,6 +62,11 @@ class EndpointBatch(_Strict):
     wrap: str | None = Field(
         default=None, description="put every body (merged or not) in a list under this key before sending"
     )
+    hoist: list[str] = Field(
+        default_factory=list,
+        description="with `wrap`: top-level keys moved out of each body into the envelope beside the list "
+        "(PostHog's {api_key, batch: [...]}); only bodies with equal values for them merge",
+    )
     merged_endpoint: str | None = Field(
         default=None, description="endpoint whose URL a merged request (2 or more) is sent to"
     )
@@ -328,6 +333,10 @@ class DestinationSpec(_Strict):
                 raise ValueError(
                     f"endpoints.{name}.batch.max_events ({b.max_events}) exceeds batching.max_events "
                     f"({self.batching.max_events}), which bounds how many jobs the router claims per batch"
+                )
+            if b.hoist and not b.wrap:
+                raise ValueError(
+                    f"endpoints.{name}.batch.hoist needs `wrap`: the keys move into its envelope"
                 )
             if b.merged_endpoint and b.merged_endpoint not in self.endpoints:
                 raise ValueError(
