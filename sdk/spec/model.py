@@ -354,3 +354,25 @@ class DestinationSpec(_Strict):
     def secret_settings(self) -> list[str]:
         props = (self.settings or {}).get("properties", {}) or {}
         return [k for k, v in props.items() if isinstance(v, dict) and v.get("secret")]
+
+    def secret_values(self, config: dict[str, Any]) -> list[str]:
+        """Every value in ``config`` the settings schema marks ``secret: true``: top-level settings, and
+        properties of nested objects and of list rows (Slack's per-channel webhook URLs), longest first."""
+        found: set[str] = set()
+        _collect_secrets(self.settings or {}, config, found, False)
+        return sorted(found, key=len, reverse=True)
+
+
+def _collect_secrets(schema: Any, value: Any, out: set[str], secret: bool, depth: int = 0) -> None:
+    if depth > 16 or not isinstance(schema, dict):
+        return
+    secret = secret or bool(schema.get("secret"))
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for k, v in value.items():
+            _collect_secrets(props.get(k) or {}, v, out, secret, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _collect_secrets(schema.get("items") or {}, v, out, secret, depth + 1)
+    elif secret and isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+        out.add(str(value))
