@@ -195,6 +195,9 @@ class Redactor:
         return s
 
     def url(self, url: str) -> str:
+        whole = self.text(url)
+        if whole != url and "://" not in whole:
+            return whole  # the URL itself is the credential (an incoming-webhook URL): nothing of it is kept
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         query = [(k, PLACEHOLDER if SENSITIVE_NAME.search(k) else self.text(v)) for k, v in query]
