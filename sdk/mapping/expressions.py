@@ -30,7 +30,14 @@ from typing import Any
 from sdk.errors import ConfigurationError, EventDropped, InstrumentationError
 from sdk.mapping import formats
 from sdk.mapping.env import _ABSENT, _COMPUTING, CTX_NAMES, Env
-from sdk.mapping.exprstring import ExprSyntaxError, Operand, ParsedExpr, parse, template_parts
+from sdk.mapping.exprstring import (
+    ExprSyntaxError,
+    Operand,
+    ParsedExpr,
+    handlebars_parts,
+    parse,
+    template_parts,
+)
 from sdk.mapping.jsoncopy import json_copy
 from sdk.mapping.paths import KEY, MISSING, Path, PathError, read_keys, read_steps, set_path
 from sdk.mapping.paths import _parse as _parse_steps
@@ -922,27 +929,9 @@ def _drop_path(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 _SANDBOX_CACHE: dict[tuple[str, bool, str | None], Fn | None] = {}
-_HANDLEBARS = re.compile(r"\{\{\{(.*?)\}\}\}|\{\{(.*?)\}\}", re.DOTALL)
 _HTML_ESCAPES = str.maketrans(
     {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;", "`": "&#x60;", "=": "&#x3D;"}
 )
-
-
-def _handlebars_parts(text: str) -> list[str | tuple[ParsedExpr, bool]]:
-    """Literal text and (expression, escaped) pairs: ``{{ x }}`` is escaped, ``{{{ x }}}`` is not."""
-    parts: list[str | tuple[ParsedExpr, bool]] = []
-    pos = 0
-    for m in _HANDLEBARS.finditer(text):
-        if m.start() > pos:
-            parts.append(text[pos : m.start()])
-        raw = m.group(1) is not None
-        parts.append((parse(m.group(1) if raw else m.group(2)), not raw))
-        pos = m.end()
-    if pos < len(text):
-        parts.append(text[pos:])
-    if "{{" in "".join(p for p in parts if isinstance(p, str)):
-        raise ExprSyntaxError(f"unclosed '{{{{' in template {text!r}")
-    return parts
 
 
 def _in_scope(p: ParsedExpr) -> ParsedExpr:
@@ -968,7 +957,7 @@ def _sandboxed_template(text: str, scoped: bool = False, escape: str | None = No
         return hit
     try:
         if escape:
-            parts: list[Any] | None = _handlebars_parts(text)
+            parts: list[Any] | None = handlebars_parts(text)
         else:
             parts = [p if isinstance(p, str) else (p, False) for p in template_parts(text)]
     except (ExprSyntaxError, PathError):
