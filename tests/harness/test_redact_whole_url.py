@@ -1,5 +1,6 @@
-"""A secret that is a whole URL (an incoming-webhook URL) is redacted whole in cassettes; a secret inside a URL
-(a token in the path) is replaced where it stands. Expectations written by hand from Redactor.url's comment."""
+"""A secret that is a whole URL (an incoming-webhook URL) is redacted whole in cassettes; a secret inside a
+URL (a token in the path) is replaced where it stands. Expectations written by hand from Redactor.url's
+comment."""
 
 from sdk.testing.cases import PLACEHOLDER, Redactor
 
