@@ -32,6 +32,7 @@ class BatchPlan:
     group_by: tuple[tuple[str, ...], ...] = ()
     deliver_url: str | None = None
     deliver_endpoint: str | None = None
+    hoist: tuple[str, ...] = ()
 
     @classmethod
     def from_batching(cls, b: Batching) -> BatchPlan:
@@ -47,8 +48,16 @@ class BatchPlan:
             lists = {(b.wrap,): b.max_events}
         group_by = tuple(split_path(p) for p in b.group_by)
         return cls(
-            f"endpoint:{name}", b.max_events, b.max_bytes, lists or None, b.wrap, merged_url, group_by,
-            deliver_url, b.deliver_to if deliver_url else None,
+            f"endpoint:{name}",
+            b.max_events,
+            b.max_bytes,
+            lists or None,
+            b.wrap,
+            merged_url,
+            group_by,
+            deliver_url,
+            b.deliver_to if deliver_url else None,
+            tuple(b.hoist),
         )
 
 
@@ -62,7 +71,19 @@ class _Group:
 
 
 def _route_key(plan: BatchPlan, r: VendorRequest, group: list[Any]) -> str:
-    return json.dumps([plan.name, r.method, r.url, r.headers, r.params, group], sort_keys=True, default=str)
+    hoisted = {k: r.json_body.get(k) for k in plan.hoist} if isinstance(r.json_body, dict) else None
+    return json.dumps(
+        [plan.name, r.method, r.url, r.headers, r.params, group, hoisted], sort_keys=True, default=str
+    )
+
+
+def _wrapped(body: Any, plan: BatchPlan) -> Any:
+    """``{wrap: [body]}``, with the ``hoist`` keys moved from the body into the envelope (first)."""
+    if not plan.hoist or not isinstance(body, dict):
+        return {plan.wrap: [body]}
+    envelope = {k: body[k] for k in plan.hoist if k in body}
+    envelope[plan.wrap] = [{k: v for k, v in body.items() if k not in envelope}]
+    return envelope
 
 
 def _group_values(plan: BatchPlan, body: Any) -> list[Any]:
@@ -124,7 +145,7 @@ def merge_planned(
             continue
         group = _group_values(plan, r.json_body)
         if plan.wrap:
-            r = r.model_copy(update={"json_body": {plan.wrap: [r.json_body]}})
+            r = r.model_copy(update={"json_body": _wrapped(r.json_body, plan)})
         if plan.deliver_url:
             r = r.model_copy(update={"url": plan.deliver_url, "endpoint": plan.deliver_endpoint})
         parts = _parts(r.json_body, plan)

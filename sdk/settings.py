@@ -144,7 +144,12 @@ class SettingsValidator:
                 e.message.split("'")[1] if e.validator == "required" and "'" in e.message else "config"
             )
             message = e.message
-            if e.path and str(e.path[0]) in self.secrets:
+            if e.validator in ("anyOf", "oneOf", "allOf", "not", "if"):
+                # A rule over several settings: its `description` says what to set; the config itself (which
+                # jsonschema would quote, secrets and all) is never echoed.
+                desc = e.schema.get("description") if isinstance(e.schema, dict) else None
+                message = desc or f"the settings do not meet the rule {e.validator!r}"
+            elif e.path and str(e.path[0]) in self.secrets:
                 # jsonschema quotes the offending value; for a credential that would leak it into logs.
                 message = f"the value (hidden: secret setting) fails {e.validator!r} {e.validator_value!r}"
             raise ConfigurationError(

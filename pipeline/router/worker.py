@@ -166,15 +166,8 @@ class DestinationWorker:
         # Claim enough for a full vendor batch when the connector batches.
         self.claim_limit = max(dest.batch_size, connector.spec.batching.max_events if self.batching else 1)
         # Values of settings the spec marks `secret: true` (API keys...), never stored in dead letters.
-        self.secrets = sorted(
-            {
-                str(dest.config[k])
-                for k in connector.spec.secret_settings()
-                if dest.config.get(k) not in (None, "")
-            },
-            key=len,
-            reverse=True,
-        )
+        # Nested ones too (per-row webhook URLs).
+        self.secrets = connector.spec.secret_values(dest.config)
         self.wake = asyncio.Event()
         self._reset()
         self._unwritten: list[tuple[dict[str, list[Any]], dict[str, list[Any]]]] = []

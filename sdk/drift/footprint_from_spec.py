@@ -295,6 +295,13 @@ def _envelope(ep: Endpoint) -> str:
     return delivery_envelope(ep) + ("/*" if ep.body_format == "json_array" else "")
 
 
+def _hoisted(ep: Endpoint, prefix: str) -> list[str]:
+    """Pointers (``/api_key``) of the keys ``batch.hoist`` moves into the envelope of wrapped bodies."""
+    if not prefix or ep.batch is None or not ep.batch.wrap:
+        return []
+    return [dotted_to_pointer(k) for k in ep.batch.hoist]
+
+
 def _param(name: str, template: str, location: str, source: str) -> ParamUse:
     """A header or query parameter; its value is known when the template is a constant."""
     static = "{{" not in template
@@ -401,7 +408,11 @@ def _mapping_fields(spec: DestinationSpec, ops: dict[str, OperationUse]) -> None
             prefix = _envelope(spec.endpoints[r.endpoint])
             when = [json.dumps(r.when, sort_keys=True)] if r.when is not None else []
             source = f"spec: mappings.{etype}.{kind}[{i}].body"
+            hoisted = _hoisted(spec.endpoints[r.endpoint], prefix)
             for f in _body_fields(r.body, prefix, when, source, spec):
+                for key in hoisted:  # batch.hoist: the key travels in the envelope, not in each element
+                    if f.pointer == prefix + key or f.pointer.startswith(prefix + key + "/"):
+                        f.pointer = f.pointer[len(prefix) :]
                 per_endpoint.setdefault(r.endpoint, []).append((etype, f))
     for endpoint, entries in per_endpoint.items():
         op = ops[endpoint]
@@ -432,12 +443,12 @@ def _contract_and_batching(spec: DestinationSpec, ops: dict[str, OperationUse]) 
         if op is None:
             continue
         prefix = _envelope(spec.endpoints[endpoint])  # contract paths are checked per built body
+        hoisted = _hoisted(spec.endpoints[endpoint], prefix)
         for p in paths:
-            op.body.append(
-                FieldUse(
-                    pointer=prefix + dotted_to_pointer(p), sources=[f"spec: contract.required.{endpoint}"]
-                )
-            )
+            pointer = dotted_to_pointer(p)
+            if not any(pointer == k or pointer.startswith(k + "/") for k in hoisted):
+                pointer = prefix + pointer
+            op.body.append(FieldUse(pointer=pointer, sources=[f"spec: contract.required.{endpoint}"]))
     for name, ep in spec.endpoints.items():
         lists = list((ep.batch.lists if ep.batch else {}) or {})
         if spec.batching.list_path:

@@ -20,15 +20,20 @@ A condition is one of:
 Operands are literals (data, not expressions): ``{of: settings.region, eq: EU}``; two tests take an
 expression instead, to compare two values of the event or settings: ``same_as`` (equal as text) and
 ``one_of`` (an element of a list, or a key of an object: a set built once, e.g. in ``vars``),
-e.g. ``{of: previousId, same_as: userId}``.
+e.g. ``{of: previousId, same_as: userId}``; and ``matched_by`` takes a regular expression from an
+expression (a user's pattern in the settings rows, ``{of: event, matched_by: item.eventName}``): searched
+like ``matches``; a pattern that is not valid, or repeats a group holding a repeat or an alternation
+(``(a+)+``, ``(a|b)*``, which can take exponential time), is a configuration error naming it.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
 
+from sdk.errors import ConfigurationError
 from sdk.mapping import formats
 from sdk.mapping.env import Env
 from sdk.mapping.expressions import CompileError, Compiler, normalise_key
@@ -38,7 +43,7 @@ Cond = Callable[[Env], bool]
 
 TESTS = (
     "eq", "ne", "in", "not_in", "matches", "gt", "ge", "lt", "le", "contains", "starts_with", "type",
-    "same_as", "one_of",
+    "same_as", "one_of", "matched_by",
 )  # fmt: skip
 TYPES = {
     "string": lambda v: isinstance(v, str),
@@ -159,6 +164,18 @@ def _test(compiler: Compiler, node: dict[str, Any], where: str) -> Cond:
             return isinstance(theirs, list) and mine in {normalise_key(x, mode) for x in theirs}
 
         return dynamic
+    if test == "matched_by":
+        pattern = compiler.value(operand, f"{where}.matched_by").fn
+        flags = re.IGNORECASE if mode != "exact" else 0
+
+        def matched_by(env: Env) -> bool:
+            v = subject(env)
+            p = pattern(env)
+            if not isinstance(v, str | int | float) or isinstance(v, bool) or not isinstance(p, str):
+                return False
+            return user_pattern(p, flags).search(formats.to_string(v)) is not None
+
+        return matched_by
     if test in ("eq", "ne"):
         want = normalise_key(operand, mode)
         neg = test == "ne"
@@ -222,6 +239,28 @@ def _test(compiler: Compiler, node: dict[str, Any], where: str) -> Cond:
     if check is None:
         raise CompileError(where, f"`type` is one of {', '.join(TYPES)}")
     return lambda env: (v := subject(env)) is not MISSING and check(v)
+
+
+# A repeated group holding a repeat or an alternation: `(a+)+`, `(\w*)*`, `(a|b)+`, `(x{2})?`. These are
+# the patterns that can backtrack exponentially; simple repeats (`a+`, `(ab)+`, `[a-z]*`) stay allowed.
+_NESTED_REPEAT = re.compile(r"\((?:[^()\\]|\\.)*[*+{|](?:[^()\\]|\\.)*\)[*+?{]")
+
+
+@functools.lru_cache(maxsize=512)
+def user_pattern(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """A regular expression from the settings, compiled once; refused when invalid or when it nests
+    repeats, so one destination's pattern cannot stall the processor with exponential backtracking."""
+    if len(pattern) > 1000 or _NESTED_REPEAT.search(pattern):
+        raise ConfigurationError(
+            f"the pattern {pattern[:80]!r} repeats a group that holds a repeat or an alternation (or is over "
+            "1000 characters), which can take exponential time; simplify it"
+        )
+    try:
+        return re.compile(pattern, flags)
+    except re.error as e:
+        raise ConfigurationError(
+            f"the pattern {pattern[:80]!r} is not a valid regular expression: {e}"
+        ) from e
 
 
 _COMPARE = {

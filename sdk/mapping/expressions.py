@@ -30,7 +30,14 @@ from typing import Any
 from sdk.errors import ConfigurationError, EventDropped, InstrumentationError
 from sdk.mapping import formats
 from sdk.mapping.env import _ABSENT, _COMPUTING, CTX_NAMES, Env
-from sdk.mapping.exprstring import ExprSyntaxError, ParsedExpr, parse, template_parts
+from sdk.mapping.exprstring import (
+    ExprSyntaxError,
+    Operand,
+    ParsedExpr,
+    handlebars_parts,
+    parse,
+    template_parts,
+)
 from sdk.mapping.jsoncopy import json_copy
 from sdk.mapping.paths import KEY, MISSING, Path, PathError, read_keys, read_steps, set_path
 from sdk.mapping.paths import _parse as _parse_steps
@@ -65,7 +72,7 @@ DIRECTIVE_OPTIONS = {
     "entries": ("key", "value", "where"),
     "get": ("in",),
     "without": ("in",),
-    "render": (),
+    "render": ("in", "escape"),
 }
 MATCH_MODES = ("exact", "ci", "loose")
 
@@ -818,19 +825,34 @@ class Compiler:
         """A template whose text comes from the settings (a user's message template), rendered per event.
 
         Sandboxed: the template may read the event only (any other root reads as missing) and apply
-        formats; it cannot call code. Compiled once per distinct text.
+        formats; it cannot call code. With ``in``, its paths read that object instead (every name, ``event``
+        and ``settings`` included, is a key of it), so a spec decides exactly what a user's template sees.
+        ``escape: html`` gives Handlebars semantics: ``{{ x }}`` is HTML-escaped, ``{{{ x }}}`` is not.
+        Compiled once per distinct text.
         """
         self._depends("event")
         text_fn = self.value(node["render"], f"{where}.render").fn
+        scope_fn = self.value(node["in"], f"{where}.in").fn if "in" in node else None
+        escape = node.get("escape")
+        if escape not in (None, "html"):
+            raise CompileError(where, "`escape` is `html` (Handlebars-style escaping) or left out")
 
         def render(env: Env) -> Any:
             text = text_fn(env)
             if not isinstance(text, str):
                 return MISSING
-            compiled = _sandboxed_template(text)
+            compiled = _sandboxed_template(text, scope_fn is not None, escape)
             if compiled is None:
                 raise InstrumentationError(f"{where}: the template from the settings cannot be read; fix it")
-            return compiled(env)
+            if scope_fn is None:
+                return compiled(env)
+            scope = scope_fn(env)
+            saved = env.item, env.index
+            env.item = scope if type(scope) is dict else {}
+            try:
+                return compiled(env)
+            finally:
+                env.item, env.index = saved
 
         return Expr(render)
 
@@ -920,32 +942,58 @@ def _drop_path(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-_SANDBOX_CACHE: dict[str, Fn | None] = {}
+_SANDBOX_CACHE: dict[tuple[str, bool, str | None], Fn | None] = {}
+_HTML_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;", "`": "&#x60;", "=": "&#x3D;"}
+)
 
 
-def _sandboxed_template(text: str) -> Fn | None:
-    """Compile a settings-supplied template that may read only the event."""
-    hit = _SANDBOX_CACHE.get(text, _UNSET)
+def _in_scope(p: ParsedExpr) -> ParsedExpr:
+    """The expression with every path read below the render scope (held in ``item``), roots included."""
+    ops = []
+    for op in p.operands:
+        if op.path is None:
+            ops.append(op)
+            continue
+        scoped = Path.__new__(Path)
+        scoped.text, scoped.root = op.path.text, "item"
+        scoped.steps = tuple(_parse_steps(op.path.text))
+        scoped.static = all(kind == KEY for kind, _ in scoped.steps)
+        ops.append(Operand(scoped))
+    return ParsedExpr(tuple(ops), p.formats)
+
+
+def _sandboxed_template(text: str, scoped: bool = False, escape: str | None = None) -> Fn | None:
+    """Compile a settings-supplied template that may read only the event (or only the render scope)."""
+    key = (text, scoped, escape)
+    hit = _SANDBOX_CACHE.get(key, _UNSET)
     if hit is not _UNSET:
         return hit
     try:
-        parts = template_parts(text)
-    except ExprSyntaxError:
+        if escape:
+            parts: list[Any] | None = handlebars_parts(text)
+        else:
+            parts = [p if isinstance(p, str) else (p, False) for p in template_parts(text)]
+    except (ExprSyntaxError, PathError):
         parts = None
     fn: Fn | None = None
     if parts is not None:
         sandbox = Compiler(set())
-        compiled: list[str | Fn] = []
+        compiled: list[str | tuple[Fn, bool]] = []
         for p in parts:
             if isinstance(p, str):
                 compiled.append(p)
                 continue
-            ops = [op for op in p.operands if op.path is None or op.path.root == "event"]
-            if len(ops) != len(p.operands) or any(name not in formats.FORMATS and name != "default"
-                                                  for name, _ in p.formats):  # fmt: skip
+            expr, escaped = p
+            if scoped:
+                expr = _in_scope(expr)
+            root = "item" if scoped else "event"
+            ops = [op for op in expr.operands if op.path is None or op.path.root == root]
+            if len(ops) != len(expr.operands) or any(name not in formats.FORMATS and name != "default"
+                                                     for name, _ in expr.formats):  # fmt: skip
                 compiled.append("")
                 continue
-            compiled.append(sandbox.parsed(p, "template").fn)
+            compiled.append((sandbox.parsed(expr, "template").fn, escaped))
         to_s = formats.to_string
 
         def fn(env: Env) -> Any:
@@ -954,14 +1002,16 @@ def _sandboxed_template(text: str) -> Fn | None:
                 if isinstance(c, str):
                     out.append(c)
                     continue
-                v = c(env)
+                read, escaped = c
+                v = read(env)
                 if v is not MISSING and v is not None:
-                    out.append(v if type(v) is str else to_s(v))
+                    s = v if type(v) is str else to_s(v)
+                    out.append(s.translate(_HTML_ESCAPES) if escaped else s)
             return "".join(out)
 
     if len(_SANDBOX_CACHE) > 1024:
         _SANDBOX_CACHE.clear()
-    _SANDBOX_CACHE[text] = fn
+    _SANDBOX_CACHE[key] = fn
     return fn
 
 

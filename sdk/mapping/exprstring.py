@@ -150,22 +150,38 @@ def _format(raw: str, whole: str) -> tuple[str, Any]:
 
 
 _TOKEN = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+# Handlebars' two forms: {{{ x }}} (inserted as it is) and {{ x }} (HTML-escaped).
+_HANDLEBARS = re.compile(r"\{\{\{(.*?)\}\}\}|\{\{(.*?)\}\}", re.DOTALL)
 
 
-def template_parts(text: str) -> list[str | ParsedExpr]:
-    """Split ``"Viewed {{ name }} Page"`` into literal text and parsed expressions."""
-    parts: list[str | ParsedExpr] = []
+def _split(text: str, token: re.Pattern[str], part: Any) -> list[Any]:
+    parts: list[Any] = []
     pos = 0
-    for m in _TOKEN.finditer(text):
+    for m in token.finditer(text):
         if m.start() > pos:
             parts.append(text[pos : m.start()])
-        parts.append(parse(m.group(1)))
+        parts.append(part(m))
         pos = m.end()
     if pos < len(text):
         parts.append(text[pos:])
     if "{{" in "".join(p for p in parts if isinstance(p, str)):
         raise ExprSyntaxError(f"unclosed '{{{{' in template {text!r}")
     return parts
+
+
+def template_parts(text: str) -> list[str | ParsedExpr]:
+    """Split ``"Viewed {{ name }} Page"`` into literal text and parsed expressions."""
+    return _split(text, _TOKEN, lambda m: parse(m.group(1)))
+
+
+def handlebars_parts(text: str) -> list[str | tuple[ParsedExpr, bool]]:
+    """Literal text and (expression, escaped) pairs: ``{{ x }}`` is escaped, ``{{{ x }}}`` is not."""
+
+    def part(m: re.Match[str]) -> tuple[ParsedExpr, bool]:
+        raw = m.group(1) is not None
+        return parse(m.group(1) if raw else m.group(2)), not raw
+
+    return _split(text, _HANDLEBARS, part)
 
 
 def is_template(text: Any) -> bool:

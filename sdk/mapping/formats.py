@@ -223,6 +223,21 @@ def multiply(v: Any, n: Any = None) -> Any:
 
 
 @register(
+    "fixed",
+    "Text of a number with exactly N decimals (default 2), as prices are written (JavaScript's toFixed)",
+    example=(14, 2, "14.00"),
+)
+def fixed(v: Any, n: Any = None) -> Any:
+    digits = 2 if n is None else int(n)
+    if not 0 <= digits <= 20:
+        raise FormatError(f"fixed takes 0 to 20 decimals, not {n!r}")
+    x = to_number(v)
+    if isinstance(x, float) and not math.isfinite(x):
+        raise FormatError(f"{v!r} is not a finite number")
+    return f"{x:.{digits}f}"
+
+
+@register(
     "boolean", "true/false from booleans, numbers and yes/no/true/false/1/0 text", example=("yes", None, True)
 )
 def to_boolean(v: Any, _: Any = None) -> Any:
@@ -499,13 +514,14 @@ def strip_slash(v: Any, _: Any = None) -> Any:
 
 
 # -- URLs and user agents -------------------------------------------------------------------------------
-_URL_PARTS = ("scheme", "host", "path", "query", "fragment", "origin", "domain")
+_URL_PARTS = ("scheme", "host", "host_port", "path", "query", "fragment", "origin", "domain")
 
 
 @register(
     "url",
-    "A part of a URL: scheme, host, domain (host without www.), path, query, fragment, origin; "
-    "'query:NAME' gives one query parameter",
+    "A part of a URL: scheme, host, host_port (the host and a port the URL gives, as a browser's "
+    "location.host), domain (host without www.), path, query, fragment, origin; 'query:NAME' gives one "
+    "query parameter",
     example=("https://www.x.io/a?q=1", "domain", "x.io"),
 )
 def url_part(v: Any, part: Any = None) -> Any:
@@ -520,6 +536,14 @@ def url_part(v: Any, part: Any = None) -> Any:
         raise FormatError(f"unknown URL part {part!r}; use one of {', '.join(_URL_PARTS)} or query:NAME")
     if part == "origin":
         return f"{p.scheme}://{p.netloc}" if p.scheme and p.netloc else None
+    if part == "host_port":
+        try:
+            port = p.port
+        except ValueError:
+            port = None
+        if port is not None and (p.scheme.lower(), port) in (("http", 80), ("https", 443)):
+            port = None  # a browser's location.host leaves out the scheme's default port
+        return None if not p.hostname else f"{p.hostname}:{port}" if port else p.hostname
     if part == "host":
         return p.hostname
     if part == "domain":
@@ -609,31 +633,40 @@ def user_agent(v: Any, part: Any = None) -> Any:
 
 
 # -- objects and lists ----------------------------------------------------------------------------------
-def _flatten(prefix: str, v: Any, sep: str, out: dict, depth: int, indexed: bool = False) -> None:
-    """``indexed``: list elements as ``key[i]``, and only lists holding objects or lists are expanded."""
+def _flatten(
+    prefix: str, v: Any, sep: str, out: dict, depth: int, indexed: bool = False, brackets: bool = False
+) -> None:
+    """``indexed``: list elements as ``key[i]``, and only lists holding objects or lists are expanded;
+    ``brackets``: every list element as ``key[i]``."""
     if depth > 64:
         raise FormatError("object nested more than 64 levels deep cannot be flattened")
     if isinstance(v, dict) and v:
         for k, x in v.items():
-            _flatten(f"{prefix}{sep}{k}" if prefix else str(k), x, sep, out, depth + 1, indexed)
+            _flatten(f"{prefix}{sep}{k}" if prefix else str(k), x, sep, out, depth + 1, indexed, brackets)
     elif isinstance(v, list) and v and (not indexed or any(isinstance(x, dict | list) for x in v)):
         for i, x in enumerate(v):
-            key = f"{prefix}[{i}]" if indexed else f"{prefix}{sep}{i}" if prefix else str(i)
-            _flatten(key, x, sep, out, depth + 1, indexed)
+            key = f"{prefix}[{i}]" if indexed or brackets else f"{prefix}{sep}{i}" if prefix else str(i)
+            _flatten(key, x, sep, out, depth + 1, indexed, brackets)
     else:
         out[prefix] = v
 
 
 @register(
     "flatten",
-    "Nested keys joined by the separator (default '.'): {a: {b: 1}} -> {a.b: 1}",
+    "Nested keys joined by the separator (default '.'): {a: {b: 1}} -> {a.b: 1}; flatten('.', 'brackets') "
+    "writes list positions JavaScript-style, {a: [1]} -> {a[0]: 1}",
     example=({"a": {"b": 1}}, "_", {"a_b": 1}),
 )
-def flatten(v: Any, sep: Any = None) -> Any:
+def flatten(v: Any, arg: Any = None) -> Any:
     if not isinstance(v, dict):
         return v
+    sep, style = arg, None
+    if isinstance(arg, list | tuple) and arg:
+        sep, style = arg[0], (arg[1] if len(arg) > 1 else None)
+    if style not in (None, "brackets"):
+        raise FormatError(f"flatten's list style is 'brackets' or left out, not {style!r}")
     out: dict[str, Any] = {}
-    _flatten("", v, "." if sep is None else str(sep), out, 0)
+    _flatten("", v, "." if sep is None else str(sep), out, 0, brackets=style == "brackets")
     return out
 
 

@@ -64,6 +64,11 @@ class EndpointBatch(_Strict):
     wrap: str | None = Field(
         default=None, description="put every body (merged or not) in a list under this key before sending"
     )
+    hoist: list[str] = Field(
+        default_factory=list,
+        description="with `wrap`: top-level keys moved out of each body into the envelope beside the list "
+        "(PostHog's {api_key, batch: [...]}); only bodies with equal values for them merge",
+    )
     merged_endpoint: str | None = Field(
         default=None, description="endpoint whose URL a merged request (2 or more) is sent to"
     )
@@ -341,6 +346,10 @@ class DestinationSpec(_Strict):
                     f"endpoints.{name}.batch.max_events ({b.max_events}) exceeds batching.max_events "
                     f"({self.batching.max_events}), which bounds how many jobs the router claims per batch"
                 )
+            if b.hoist and not b.wrap:
+                raise ValueError(
+                    f"endpoints.{name}.batch.hoist needs `wrap`: the keys move into its envelope"
+                )
             if b.merged_endpoint and b.merged_endpoint not in self.endpoints:
                 raise ValueError(
                     f"endpoints.{name}.batch.merged_endpoint {b.merged_endpoint!r} is not defined"
@@ -364,3 +373,25 @@ class DestinationSpec(_Strict):
     def secret_settings(self) -> list[str]:
         props = (self.settings or {}).get("properties", {}) or {}
         return [k for k, v in props.items() if isinstance(v, dict) and v.get("secret")]
+
+    def secret_values(self, config: dict[str, Any]) -> list[str]:
+        """Every value in ``config`` the settings schema marks ``secret: true``: top-level settings, and
+        properties of nested objects and of list rows (Slack's per-channel webhook URLs), longest first."""
+        found: set[str] = set()
+        _collect_secrets(self.settings or {}, config, found, False)
+        return sorted(found, key=len, reverse=True)
+
+
+def _collect_secrets(schema: Any, value: Any, out: set[str], secret: bool, depth: int = 0) -> None:
+    if depth > 16 or not isinstance(schema, dict):
+        return
+    secret = secret or bool(schema.get("secret"))
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for k, v in value.items():
+            _collect_secrets(props.get(k) or {}, v, out, secret, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _collect_secrets(schema.get("items") or {}, v, out, secret, depth + 1)
+    elif secret and isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+        out.add(str(value))

@@ -176,13 +176,9 @@ def load_cases(folder: Path) -> list[Case]:
 # --------------------------------------------------------------------------------------------------
 def secret_values(connector: Connector, configs: list[dict[str, Any]]) -> list[str]:
     """Every value of a ``secret: true`` setting across ``configs``, longest first (so substrings go last)."""
-    names = connector.spec.secret_settings()
     out: set[str] = set()
     for cfg in configs:
-        for n in names:
-            v = cfg.get(n)
-            if isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip():
-                out.add(str(v))
+        out.update(connector.spec.secret_values(cfg))
     return sorted(out, key=len, reverse=True)
 
 
@@ -199,6 +195,9 @@ class Redactor:
         return s
 
     def url(self, url: str) -> str:
+        whole = self.text(url)
+        if whole != url and "://" not in whole:
+            return whole  # the URL itself is the credential (an incoming-webhook URL): nothing of it is kept
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         query = [(k, PLACEHOLDER if SENSITIVE_NAME.search(k) else self.text(v)) for k, v in query]
