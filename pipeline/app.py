@@ -28,7 +28,7 @@ from pipeline.gateway.http import Gateway
 from pipeline.gateway.writer import GroupWriter
 from pipeline.processor.processor import Processor
 from pipeline.queue.db import connect, migrate, q, redact_dsn
-from pipeline.router.guard import AddressGuard
+from pipeline.router.guard import AddressGuard, Resolver
 from pipeline.router.shards import DestinationShards, Router
 from sdk.connector import Connector
 from sdk.errors import SluiceError
@@ -118,12 +118,14 @@ class Pipeline:
         run_workers: bool = True,
         supervisor: WorkerSupervisor | None = None,
         http: bool = True,
+        resolver: Resolver | None = None,
     ):
         self.config = config
         self.dsn = dsn
         self.allow_uncertified = allow_uncertified
         self.run_workers = run_workers
         self.supervisor = supervisor
+        self.resolver = resolver  # name resolution for the SSRF guard (tests substitute their own)
         self.connectors = load_connectors(config, allow_uncertified=allow_uncertified, root=integrations_root)
         # A workers-only process (see WorkerSupervisor) has no HTTP side and so no group writer.
         self.writer_in_process = http
@@ -191,7 +193,7 @@ class Pipeline:
             self.processor = Processor(self.pool, self.config, self.connectors, on_jobs=self._on_jobs)
             if not self.writer_in_process:
                 self.processor.idle_wait_s = 0.05  # the gateway is another process: poll briskly
-            guard = AddressGuard(self.config.network.networks())
+            guard = AddressGuard(self.config.network.networks(), resolver=self.resolver)
             # The router runs in every workers process: shard locks, not the leader lock, decide
             # which process delivers which users (pipeline/router/shards.py).
             self.router = Router(

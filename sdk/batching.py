@@ -4,17 +4,21 @@ Only requests that would go to the same place the same way (method, URL, headers
 under the same batching rules merge, and order is kept: the router relies on it for per-user
 ordering. The rules come from the spec: the spec-wide ``batching`` block, or an endpoint's own
 ``batch`` block (per-array caps, a wrapping envelope, another URL for merged uploads).
+
+Merging is total: a request that cannot be merged for any reason (a body too deep to encode, an odd
+value in a header) is passed through on its own, so one strange event never keeps the others of its
+round from going out; if it cannot be sent either, that is its job's outcome alone. Nothing here
+recurses into event data: merged bodies copy only the containers on the merged lists' paths.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdk.mapping.paths import MISSING, get_path, set_path, split_path
+from sdk.mapping.paths import MISSING, get_path, split_path
 from sdk.request import VendorRequest
 from sdk.spec.model import Batching, EndpointBatch
 
@@ -86,15 +90,32 @@ def _close(group: _Group, plan: BatchPlan) -> tuple[list[int], VendorRequest]:
     if plan.lists is None:
         body: Any = group.lists[()]
     else:
-        body = copy.deepcopy(group.first.json_body)
-        for path, items in group.lists.items():
-            set_path(body, path, items)
+        body = _with_lists(group.first.json_body, group.lists)
         for k, v in group.extras.items():
             body.setdefault(k, v)
     update: dict[str, Any] = {"json_body": body}
     if plan.merged_url:
         update["url"] = plan.merged_url
     return group.indices, group.first.model_copy(update=update)
+
+
+def _with_lists(body: dict[str, Any], lists: dict[tuple[str, ...], list[Any]]) -> dict[str, Any]:
+    """``body`` with the arrays at ``lists`` replaced; only the dicts on those paths are copied, so
+    the first request (and the event data it shares with others) is never modified."""
+    root = dict(body)
+    copied: dict[tuple[str, ...], dict[str, Any]] = {(): root}
+    for path, items in lists.items():
+        node = root
+        for depth in range(1, len(path)):
+            child = copied.get(path[:depth])
+            if child is None:
+                current = node.get(path[depth - 1])
+                child = dict(current) if isinstance(current, dict) else {}
+                node[path[depth - 1]] = child
+                copied[path[:depth]] = child
+            node = child
+        node[path[-1]] = items
+    return root
 
 
 def merge_planned(
@@ -104,18 +125,22 @@ def merge_planned(
     out: list[tuple[list[int], VendorRequest]] = []
     groups: dict[str, tuple[_Group, BatchPlan]] = {}
     for i, r in enumerate(requests):
-        plan = plan_for(r)
-        if plan is None or r.body_kind != "json":
-            out.append(([i], r))
+        try:
+            plan = plan_for(r)
+            if plan is None or r.body_kind != "json":
+                out.append(([i], r))
+                continue
+            if plan.wrap:
+                r = r.model_copy(update={"json_body": {plan.wrap: [r.json_body]}})
+            parts = _parts(r.json_body, plan)
+            if parts is None or plan.max_events <= 1:
+                out.append(([i], r))
+                continue
+            key = _route_key(plan, r)
+            size = len(r.body_bytes())
+        except Exception:  # noqa: BLE001 - unmergeable: it goes alone (see the module docstring)
+            out.append(([i], r))  # `r` is the wrapped form if wrapping got that far
             continue
-        if plan.wrap:
-            r = r.model_copy(update={"json_body": {plan.wrap: [r.json_body]}})
-        parts = _parts(r.json_body, plan)
-        if parts is None or plan.max_events <= 1:
-            out.append(([i], r))
-            continue
-        key = _route_key(plan, r)
-        size = len(r.body_bytes())
         entry = groups.get(key)
         if entry is not None:
             g = entry[0]

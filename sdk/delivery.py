@@ -5,20 +5,50 @@ bytes the tests replay against cassettes are exactly the bytes production
 sends. Classification is deliberately *not* done here: the caller owns the
 connector and its response rules, and network failures surface as the httpx
 exception itself so ``sdk.classify.classify_exception`` can see what happened.
+
+What a stored request may not decide (it can come from an event: the webhook copies an event's
+``header`` object): framing and hop-by-hop headers (``Content-Length``, ``Transfer-Encoding``,
+``Host``, ``Connection``, ``Keep-Alive``, ``Upgrade``, ``TE``, ``Trailer``, ``Proxy-*``) are the
+HTTP client's business and are dropped; a header the protocol cannot carry (a name that is not a
+token, a value with a line break or another control character) raises ``UnsendableRequest``, so the
+caller can abort that one request with the reason. Values with non-ASCII text go as their UTF-8
+bytes, which RFC 9110 (section 5.5) lets a field value carry as opaque octets.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from sdk.errors import AbortedError
 from sdk.request import VendorRequest
 
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "sluice/0.1"
+# The most of a vendor's answer the async sender reads; the rest is dropped (the connection closed).
+MAX_RESPONSE_BYTES = 1 << 20
+
+_FRAMING = frozenset(
+    {"content-length", "transfer-encoding", "host", "connection", "keep-alive", "upgrade", "te", "trailer"}
+)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class UnsendableRequest(AbortedError):
+    """The request cannot be put on the wire as it is (retrying cannot help)."""
+
+    type = "unsendable_request"
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """No complete answer within the request's total deadline (however slowly the bytes trickled)."""
 
 
 class DeliveryResult(BaseModel):
@@ -41,7 +71,7 @@ def build_kwargs(req: VendorRequest, timeout: float | httpx.Timeout | None) -> d
     The body is encoded by ``VendorRequest.body_bytes`` (not by httpx's json=/data=)
     so batching byte limits, cassette bodies and what is sent all agree byte for byte.
     """
-    headers = {k: str(v) for k, v in req.headers.items()}
+    headers = wire_headers(req.headers)
     lower = {k.lower() for k in headers}
     ctype = req.content_type()
     if ctype and "content-type" not in lower:
@@ -63,6 +93,37 @@ def build_kwargs(req: VendorRequest, timeout: float | httpx.Timeout | None) -> d
     if req.body_kind is not None:
         kwargs["content"] = req.body_bytes()
     return kwargs
+
+
+def wire_headers(headers: dict[str, Any]) -> dict[str, str | bytes]:
+    """The headers a request may set itself, as they go on the wire (see the module docstring)."""
+    out: dict[str, str | bytes] = {}
+    for name, raw in headers.items():
+        lname = name.lower()
+        if lname in _FRAMING or lname.startswith("proxy-"):
+            continue
+        if not _HEADER_NAME.fullmatch(name):
+            raise UnsendableRequest(
+                f"header name {name[:60]!r} is not a valid HTTP header name (letters, digits and "
+                "!#$%&'*+.^_`|~- only); fix the destination config or the event that set it"
+            )
+        value = (raw if isinstance(raw, str) else str(raw)).strip(" \t")
+        if _BAD_VALUE_CHAR.search(value):
+            raise UnsendableRequest(
+                f"header {name!r} has a line break or another control character in its value, which "
+                "HTTP cannot carry; fix the destination config or the event that set it"
+            )
+        out[name] = value if value.isascii() else value.encode("utf-8")
+    return out
+
+
+def rebase(url: str, base: str) -> str:
+    """``url`` sent to ``base`` instead: its scheme, host and port, with its path as a prefix; the
+    request's own path, query and user info are kept (a vendor-URL override for sandboxes, egress
+    proxies and tests)."""
+    u, b = urlsplit(url), urlsplit(base)
+    netloc = b.netloc if "@" not in u.netloc else u.netloc.rsplit("@", 1)[0] + "@" + b.netloc
+    return urlunsplit((b.scheme, netloc, b.path.rstrip("/") + (u.path or "/"), u.query, u.fragment))
 
 
 def _param_value(v: Any) -> Any:
@@ -92,9 +153,39 @@ def send(
 
 
 async def send_async(
-    client: httpx.AsyncClient, req: VendorRequest, timeout: float | httpx.Timeout | None = None
+    client: httpx.AsyncClient,
+    req: VendorRequest,
+    timeout: float | httpx.Timeout | None = None,
+    *,
+    deadline: float | None = None,
+    max_body: int = MAX_RESPONSE_BYTES,
 ) -> DeliveryResult:
-    """Send ``req`` on an async client; same contract as :func:`send`."""
+    """Send ``req`` on an async client; same contract as :func:`send`, plus a total ``deadline`` in
+    seconds (``timeout`` bounds each connect/read/write; a server sending one byte every few seconds
+    never trips it, the deadline does: ``DeadlineExceeded``) and at most ``max_body`` bytes of the
+    answer are read."""
+    kwargs = build_kwargs(req, timeout)
     started = time.perf_counter()
-    resp = await client.request(**build_kwargs(req, timeout))
-    return _result(resp, started)
+    try:
+        async with asyncio.timeout(deadline):
+            resp = await client.send(client.build_request(**kwargs), stream=True)
+            try:
+                body = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) >= max_body:
+                        del body[max_body:]
+                        break
+            finally:
+                await resp.aclose()
+    except TimeoutError:
+        raise DeadlineExceeded(
+            f"no complete answer within the {deadline:g} s deadline for one request "
+            "(raise the destination's timeout_s if the vendor is legitimately this slow)"
+        ) from None
+    return DeliveryResult(
+        status=resp.status_code,
+        headers={k: v for k, v in resp.headers.items()},
+        body=bytes(body),
+        elapsed_ms=(time.perf_counter() - started) * 1000.0,
+    )

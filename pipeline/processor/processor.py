@@ -28,6 +28,7 @@ from pipeline.queue.db import copy_json, copy_text, q
 from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.errors import SluiceError
+from sdk.secrets import Secrets
 
 log = logging.getLogger("sluice.processor")
 
@@ -42,6 +43,7 @@ class Target:
     dest: Destination
     connector: Connector
     names: list[str]
+    secrets: Secrets  # stored requests hold placeholders for these; the router restores them
 
 
 def make_targets(config: SluiceConfig, connectors: dict[str, Connector]) -> dict[str, Target]:
@@ -50,7 +52,8 @@ def make_targets(config: SluiceConfig, connectors: dict[str, Connector]) -> dict
         c = connectors.get(d.name)
         if c is None:
             continue
-        out[d.name] = Target(d, c, [d.name, *c.spec.all_names])
+        secrets = Secrets.of(c.spec.secret_settings(), c.check_config(d.config))
+        out[d.name] = Target(d, c, [d.name, *c.spec.all_names], secrets)
     return out
 
 
@@ -168,7 +171,8 @@ class Processor:
                     if not reqs:
                         counts["no_request"] += 1
                         continue
-                    wire = json.dumps([r.to_wire() for r in reqs], separators=(",", ":"), ensure_ascii=False)
+                    sealed = t.secrets.seal([r.to_wire() for r in reqs])
+                    wire = json.dumps(sealed, separators=(",", ":"), ensure_ascii=False)
                     lines.append(
                         f"{copy_text(t.dest.name)}\t{copy_text(ukey)}\t{copy_text(mid)}\t{gid}\t"
                         f"{copy_json(ev_text)}\t{copy_json(wire)}\n"
