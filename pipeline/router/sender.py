@@ -21,6 +21,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from traceback import format_exc
 from typing import Any
 
 import httpx
@@ -187,8 +188,13 @@ class Sender:
         try:
             return await self._send_one(req)
         except Exception as e:  # noqa: BLE001 - a bug here must cost one request, not the round
-            log.exception("router[%s]: unexpected error while sending a request", self.name)
+            self.log_unexpected("while sending a request")
             return Result(Outcome.RETRY, None, f"unexpected error while sending: {type(e).__name__}: {e}")
+
+    def log_unexpected(self, what: str) -> None:
+        """Log the exception being handled with its traceback, every secret value in it redacted."""
+        trace = self.secrets.redact_text(format_exc())
+        log.error("router[%s]: unexpected error %s\n%s", self.name, what, trace)
 
     async def _send_one(self, req: VendorRequest) -> Result:
         if self.dest.base_url:

@@ -155,7 +155,7 @@ class DestinationWorker:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 except Exception:  # noqa: BLE001 - one bad step must not stop delivery
-                    log.exception("router[%s]: unexpected error; retrying", self.name)
+                    self.sender.log_unexpected("; retrying in 1 s")
                     self._reset()
                     await _sleep_or(stopping, 1.0)
                     continue
@@ -320,7 +320,7 @@ class DestinationWorker:
         try:
             results = await self.sender.send_batch(jobs, self.ordering, lambda: self.draining)
         except Exception as e:  # noqa: BLE001 - send_batch catches per job; this is a last resort
-            log.exception("router[%s]: unexpected error while sending a batch", self.name)
+            self.sender.log_unexpected("while sending a batch")
             failure = Result(Outcome.RETRY, None, f"unexpected error: {type(e).__name__}: {e}")
             results = {j.id: failure for j in jobs}
         try:

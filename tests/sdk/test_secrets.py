@@ -122,7 +122,7 @@ def test_secret_values_collects_structured_settings():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
     max_leaves=20,
 )
 secret_text = st.text(min_size=1, max_size=6).filter(lambda s: MARK not in s and "⟧" not in s)
