@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -191,6 +192,60 @@ def loadgen_main(url: str, concurrency: int, rate: float, warmup_s: float, durat
     out.put(asyncio.run(run()))
 
 
+# -- where the CPU goes ---------------------------------------------------------------------------
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+class CpuSampler(threading.Thread):
+    """Every 0.5 s, the CPU seconds used so far by each part of the run (Postgres: the backends serving
+    this run's database, found in pg_stat_activity), so a window's share of each can be computed."""
+
+    def __init__(self, dsn: str, pids: dict[str, int]):
+        super().__init__(daemon=True)
+        self.dsn = dsn
+        self.pids = pids
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.is_set():
+                backends = [r[0] for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()").fetchall()]
+                now = time.monotonic()
+                sample = {name: _cpu_seconds(pid) for name, pid in self.pids.items() if name != "gateway"}
+                sample["gateway"] = _cpu_seconds(self.pids["gateway"])
+                sample["workers"] = sum(_cpu_seconds(c) for c in _children(self.pids["gateway"]))
+                # Backends are long-lived (connection pools): a backend that comes and goes is missed.
+                for b in backends:
+                    sample[f"pg:{b}"] = _cpu_seconds(b)
+                self.samples.append((now, sample))
+                self.stop.wait(0.5)
+
+    def window(self, t0: float, t1: float) -> dict[str, float]:
+        """CPU seconds each part used between the samples nearest to ``t0`` and ``t1``."""
+        a = min(self.samples, key=lambda s: abs(s[0] - t0))[1]
+        b = min(self.samples, key=lambda s: abs(s[0] - t1))[1]
+        out = {k: b[k] - a.get(k, b[k]) for k in b if not k.startswith("pg:")}
+        out["postgres"] = sum(b[k] - a[k] for k in b if k.startswith("pg:") and k in a)
+        return {k: round(v, 2) for k, v in out.items()}
+
+
 # -- the run --------------------------------------------------------------------------------------
 def pipeline_config(vendor: str) -> dict:
     return {
@@ -271,8 +326,13 @@ def main() -> int:
         lg = ctx.Process(target=loadgen_main, args=(url, args.concurrency, args.rate, args.warmup,
                                                    args.duration, args.users, lq))
         lg.start()
+        sampler = CpuSampler(dsn, {"gateway": proc.pid, "vendor": vendor.pid, "loadgen": lg.pid})
+        sampler.start()
         load = lq.get(timeout=args.warmup + args.duration + 120)
         lg.join(30)
+        sampler.stop.set()
+        sampler.join(10)
+        cpu = sampler.window(load["t_measure"], load["t_end"])
         # Wait for the window's events to reach the vendor (or for the drain time to run out).
         window = [(s, t, n) for s, t, n in load["acked"] if load["t_measure"] <= t < load["t_end"]]
         expected = sum(n for _, _, n in window)
@@ -332,6 +392,8 @@ def main() -> int:
         "gateway_non200": load["non200"],
         "gateway_errors": load["errors"],
         "vendor_requests": vres["counts"],
+        "cpu_s_in_window": cpu,
+        "cpu_cores_busy": round(sum(cpu.values()) / args.duration, 2),
         "job_states": states,
         "dead_letters": dead,
         "duration_s": args.duration,
@@ -345,6 +407,7 @@ def main() -> int:
               f"p50 {r['ack_to_delivery_p50_ms']} ms, p99 {r['ack_to_delivery_p99_ms']} ms, "
               f"{r['undelivered_after_drain']} of the window's events not delivered after the drain")
     print(f"gateway: {result['events_per_s']:,.0f} events/s acknowledged in the same window")
+    print(f"CPU seconds in the {args.duration:.0f} s window: {cpu} ({result['cpu_cores_busy']} cores busy)")
     print(json.dumps(result))
     return 0
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from sdk.mapping.paths import MISSING, get_path, split_path
 from sdk.request import VendorRequest
 from sdk.spec.model import Batching, EndpointBatch
@@ -54,6 +56,26 @@ class _Group:
     size: int
     lists: dict[tuple[str, ...], list[Any]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    requests: list[VendorRequest] = field(default_factory=list)
+
+
+def _size(r: VendorRequest) -> int:
+    """The encoded size of a JSON body, measured with orjson (several times faster than encoding it
+    the way it is sent; the two can differ by a character or two for unusual floats, which is why a
+    merged body is measured exactly once more before it leaves, see ``_close``)."""
+    try:
+        return len(orjson.dumps(r.json_body))
+    except (TypeError, orjson.JSONEncodeError):
+        return len(r.body_bytes())
+
+
+def encoded_body(req: VendorRequest) -> bytes:
+    """The body's bytes as sent: those the batcher already computed, else ``req.body_bytes()``."""
+    cached = req.meta.get(ENCODED)
+    return cached if isinstance(cached, bytes) else req.body_bytes()
+
+
+ENCODED = "encoded_body"  # meta key: a merged request's body, encoded once when it was measured
 
 
 def _route_key(plan: BatchPlan, r: VendorRequest) -> str:
@@ -84,9 +106,9 @@ def _overflows(group: _Group, parts: dict[tuple[str, ...], list[Any]], plan: Bat
     return False
 
 
-def _close(group: _Group, plan: BatchPlan) -> tuple[list[int], VendorRequest]:
+def _close(group: _Group, plan: BatchPlan) -> list[tuple[list[int], VendorRequest]]:
     if len(group.indices) == 1:
-        return group.indices, group.first
+        return [(group.indices, group.first)]
     if plan.lists is None:
         body: Any = group.lists[()]
     else:
@@ -96,7 +118,18 @@ def _close(group: _Group, plan: BatchPlan) -> tuple[list[int], VendorRequest]:
     update: dict[str, Any] = {"json_body": body}
     if plan.merged_url:
         update["url"] = plan.merged_url
-    return group.indices, group.first.model_copy(update=update)
+    merged = group.first.model_copy(update=update)
+    encoded = merged.body_bytes()
+    if len(encoded) > plan.max_bytes:
+        # The quick measure was a little short: pack this group again, measuring exactly.
+        half = len(group.requests) // 2
+        out = []
+        for part, offset in ((group.requests[:half], 0), (group.requests[half:], half)):
+            for idx, req in merge_planned(part, lambda _r: plan, exact=True):
+                out.append(([group.indices[offset + i] for i in idx], req))
+        return out
+    merged.meta = {**merged.meta, ENCODED: encoded}
+    return [(group.indices, merged)]
 
 
 def _with_lists(body: dict[str, Any], lists: dict[tuple[str, ...], list[Any]]) -> dict[str, Any]:
@@ -119,7 +152,10 @@ def _with_lists(body: dict[str, Any], lists: dict[tuple[str, ...], list[Any]]) -
 
 
 def merge_planned(
-    requests: list[VendorRequest], plan_for: Callable[[VendorRequest], BatchPlan | None]
+    requests: list[VendorRequest],
+    plan_for: Callable[[VendorRequest], BatchPlan | None],
+    *,
+    exact: bool = False,
 ) -> list[tuple[list[int], VendorRequest]]:
     """Group ``requests``; returns (indices of inputs, request to send) pairs, in input order."""
     out: list[tuple[list[int], VendorRequest]] = []
@@ -137,7 +173,7 @@ def merge_planned(
                 out.append(([i], r))
                 continue
             key = _route_key(plan, r)
-            size = len(r.body_bytes())
+            size = len(r.body_bytes()) if exact else _size(r)
         except Exception:  # noqa: BLE001 - unmergeable: it goes alone (see the module docstring)
             out.append(([i], r))  # `r` is the wrapped form if wrapping got that far
             continue
@@ -146,13 +182,14 @@ def merge_planned(
             g = entry[0]
             full = len(g.indices) + 1 > plan.max_events or g.size + size > plan.max_bytes
             if full or _overflows(g, parts, plan):
-                out.append(_close(g, plan))
+                out.extend(_close(g, plan))
                 entry = None
         if entry is None:
-            groups[key] = (_Group([i], r, size, {p: list(v) for p, v in parts.items()}), plan)
+            groups[key] = (_Group([i], r, size, {p: list(v) for p, v in parts.items()}, requests=[r]), plan)
             continue
         g = entry[0]
         g.indices.append(i)
+        g.requests.append(r)
         g.size += size
         for path, items in parts.items():
             g.lists.setdefault(path, []).extend(items)
@@ -162,7 +199,7 @@ def merge_planned(
                 if k not in tops:
                     g.extras.setdefault(k, v)
     for g, plan in groups.values():
-        out.append(_close(g, plan))
+        out.extend(_close(g, plan))
     out.sort(key=lambda p: p[0][0])
     return out
 

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from sdk.batching import encoded_body
 from sdk.errors import AbortedError
 from sdk.request import VendorRequest
 
@@ -49,6 +50,13 @@ class UnsendableRequest(AbortedError):
 
 class DeadlineExceeded(httpx.TimeoutException):
     """No complete answer within the request's total deadline (however slowly the bytes trickled)."""
+
+    @classmethod
+    def after(cls, deadline: float | None) -> DeadlineExceeded:
+        return cls(
+            f"no complete answer within the {deadline:g} s deadline for one request "
+            "(raise the destination's timeout_s if the vendor is legitimately this slow)"
+        )
 
 
 class DeliveryResult(BaseModel):
@@ -91,7 +99,7 @@ def build_kwargs(req: VendorRequest, timeout: float | httpx.Timeout | None) -> d
         "timeout": timeout if timeout is not None else DEFAULT_TIMEOUT,
     }
     if req.body_kind is not None:
-        kwargs["content"] = req.body_bytes()
+        kwargs["content"] = encoded_body(req)
     return kwargs
 
 
@@ -179,10 +187,7 @@ async def send_async(
             finally:
                 await resp.aclose()
     except TimeoutError:
-        raise DeadlineExceeded(
-            f"no complete answer within the {deadline:g} s deadline for one request "
-            "(raise the destination's timeout_s if the vendor is legitimately this slow)"
-        ) from None
+        raise DeadlineExceeded.after(deadline) from None
     return DeliveryResult(
         status=resp.status_code,
         headers={k: v for k, v in resp.headers.items()},

@@ -172,6 +172,19 @@ UPDATE delivery_jobs j
        AS u(id, state, attempts, next_at, attempted_at, status, error)
  WHERE j.id = u.id;
 
+-- name: router_succeeded
+-- The common case of router_update, cheaper to send: jobs delivered by the same answer (one batch, or
+-- several requests answered alike), as one array literal of ids.
+UPDATE delivery_jobs
+   SET state = 'succeeded',
+       attempts = %(attempts)s,
+       next_attempt_at = %(attempted_at)s,
+       first_attempt_at = coalesce(first_attempt_at, %(attempted_at)s),
+       last_attempt_at = %(attempted_at)s,
+       last_status = %(status)s,
+       last_error = NULL
+ WHERE id = ANY(%(ids)s::bigint[]);
+
 -- name: router_dead_letters
 INSERT INTO dead_letters (stage, job_id, gateway_job_id, destination, user_key, message_id, event,
                           last_request, last_status, last_response, reason, attempts)

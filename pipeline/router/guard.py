@@ -4,9 +4,10 @@ A destination URL comes from configuration (or, for webhooks, from an event), so
 the pipeline could be pointed at internal services (SSRF). ``network.allow_private`` lists the
 CIDRs an operator explicitly permits, e.g. ``127.0.0.0/8`` for a local test sink.
 
-The verdict applies to the address actually connected to: the router's HTTP transport resolves a
-host name once, checks every address it got, and connects to one of those very addresses (TLS still
-verifies, and SNI and ``Host`` still name, the original host). A name that resolves to a public
+The verdict applies to the address actually connected to: the router's HTTP client
+(``pipeline/router/http1.py``) connects through ``open_connection``, which resolves a host name once,
+checks every address it got, and connects to one of those very addresses (TLS still verifies, and SNI
+and ``Host`` still name, the original host). A name that resolves to a public
 address when checked and to 127.0.0.1 a moment later (DNS rebinding) cannot slip through, because
 nothing resolves it a second time behind the check's back. Resolutions are cached for ``ttl_s``.
 
@@ -19,17 +20,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl as ssl_module
 import time
-import typing
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
-
-import httpcore
-import httpx
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+Opener = Callable[..., Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
 _net = ipaddress.ip_network
 SPECIAL_V4 = tuple(
@@ -141,6 +140,28 @@ class AddressGuard:
         parts = urlsplit(url)
         await self.addresses(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
 
+    async def open_connection(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        server_hostname: str | None = None,
+        opener: Opener | None = None,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP (or TLS) connection to ``host``, made to one of the addresses just checked, never to a
+        name resolved again behind the check's back; TLS still verifies, and SNI still names, ``host``.
+        ``Refused`` for a forbidden address; ``OSError`` when no address can be reached."""
+        opener = opener or asyncio.open_connection
+        last: OSError | None = None
+        for ip in await self.addresses(host, port):
+            try:
+                return await opener(str(ip), port, ssl=ssl, server_hostname=server_hostname)
+            except OSError as e:
+                last = e
+        assert last is not None
+        raise last
+
     async def addresses(self, host: str, port: int) -> list[IPAddress]:
         """Where ``host`` may be reached: every address it resolves to, each checked; ``Refused`` if
         any is forbidden (a name mixing public and private answers is not trusted); ``OSError`` when
@@ -164,57 +185,3 @@ class AddressGuard:
             if reason:
                 raise Refused(reason)
         return ips
-
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, but every TCP connection goes to an address the guard checked."""
-
-    def __init__(self, guard: AddressGuard, inner: httpcore.AsyncNetworkBackend | None = None):
-        self.guard = guard
-        self.inner = inner or httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[typing.Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            ips = await self.guard.addresses(host, port)
-        except OSError as e:
-            raise httpcore.ConnectError(f"cannot resolve {host!r}: {e}") from e
-        last: Exception | None = None
-        for ip in ips:
-            try:
-                return await self.inner.connect_tcp(
-                    str(ip), port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
-                last = e
-        assert last is not None
-        raise last
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: typing.Any = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise Refused("unix sockets are not destinations")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
-
-
-def guarded_transport(guard: AddressGuard, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """An httpx transport whose connections are checked by ``guard`` (no environment proxies: a proxy
-    would be what the check sees, not the destination)."""
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    ssl_context = transport._pool._ssl_context  # noqa: SLF001 - the same TLS settings httpx would use
-    transport._pool = httpcore.AsyncConnectionPool(  # noqa: SLF001 - httpx has no public backend hook
-        ssl_context=ssl_context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=GuardedBackend(guard),
-    )
-    return transport

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from traceback import format_exc
@@ -29,12 +31,14 @@ import orjson
 
 from pipeline import metrics
 from pipeline.config import Destination
-from pipeline.router.guard import AddressGuard, Refused, guarded_transport
+from pipeline.router import http1
+from pipeline.router.guard import AddressGuard, Refused
+from pipeline.router.http1 import Http1Client
 from pipeline.router.limits import Throttles, TokenBucket
 from sdk.classify import Outcome, classify_exception
 from sdk.connector import Connector
 from sdk.context import TransformContext
-from sdk.delivery import UnsendableRequest, rebase, send_async
+from sdk.delivery import UnsendableRequest, rebase
 from sdk.errors import SluiceError
 from sdk.request import VendorRequest
 from sdk.secrets import Secrets
@@ -92,6 +96,12 @@ class Result:
     deferred: bool = False
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every client: building one loads the CA bundle (tens of ms each)."""
+    return httpx.create_ssl_context()
+
+
 class Pacing:
     """What the shard workers of one destination share within one process: the HTTP clients (so
     ``concurrency`` bounds the process's requests in flight, however many shards it holds), the 429
@@ -108,8 +118,8 @@ class Pacing:
         self.rate = rps
         self.bucket = TokenBucket(rps, burst) if rps else None
         self.throttles = Throttles()
-        self.clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        self._all: list[httpx.AsyncClient] = []
+        self.clients: asyncio.Queue[Http1Client] = asyncio.Queue()
+        self._all: list[Http1Client] = []
         self._users = 0
 
     def set_share(self, held: int, shards: int) -> None:
@@ -118,18 +128,8 @@ class Pacing:
 
     def open(self) -> None:
         if self._users == 0:
-            # One single-connection client per concurrency slot: httpx's pool does per-request work
-            # proportional to its size, which at 8-32 connections cost more CPU than the requests.
-            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            self._all = [
-                httpx.AsyncClient(
-                    transport=guarded_transport(self.guard, limits),
-                    timeout=self.dest.timeout_s,
-                    follow_redirects=False,
-                    trust_env=False,
-                )
-                for _ in range(self.dest.concurrency)
-            ]
+            # One single-connection client per concurrency slot (see pipeline/router/http1.py).
+            self._all = [Http1Client(self.guard, _tls()) for _ in range(self.dest.concurrency)]
             self.clients = asyncio.Queue()
             for c in self._all:
                 self.clients.put_nowait(c)
@@ -221,7 +221,7 @@ class Sender:
         try:
             for quick_retry in (True, False):
                 try:
-                    answer = await send_async(client, req, self.dest.timeout_s, deadline=self.dest.timeout_s)
+                    answer = await http1.send(client, req, deadline=self.dest.timeout_s)
                     break
                 except (UnsendableRequest, Refused) as e:
                     return Result(Outcome.ABORT, None, str(e), request=wire, attempted_at=attempted)

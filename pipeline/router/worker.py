@@ -390,7 +390,8 @@ class DestinationWorker:
         return state
 
     async def _flush(self) -> None:
-        """Write every outcome queued so far: one UPDATE and one INSERT for the dead letters."""
+        """Write every outcome queued so far: an UPDATE for the jobs delivered by each distinct answer
+        (usually one), one for the others, one INSERT for the dead letters; in one transaction."""
         if not self.outcomes:
             return
         batch = self.outcomes
@@ -399,7 +400,11 @@ class DestinationWorker:
             k: [] for k in ("ids", "states", "attempts", "next_at", "attempted_at", "statuses", "errors")
         }
         dl: dict[str, list[Any]] = {k: [] for k in ("ids", "requests", "statuses", "responses", "reasons")}
+        succeeded: dict[tuple[int | None, dt.datetime, int], list[int]] = {}
         for j, r, state, attempts, next_at, reason in batch:
+            if state == "succeeded":
+                succeeded.setdefault((r.status, r.attempted_at, attempts), []).append(j.id)
+                continue
             u["ids"].append(j.id)
             u["states"].append(state)
             u["attempts"].append(attempts)
@@ -417,7 +422,12 @@ class DestinationWorker:
                 dl["reasons"].append(reason[:2000])
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                await conn.execute(q("router_update"), u)
+                for (status, at, attempts), ids in succeeded.items():
+                    ids_text = "{" + ",".join(map(str, ids)) + "}"
+                    params = {"ids": ids_text, "status": status, "attempted_at": at, "attempts": attempts}
+                    await conn.execute(q("router_succeeded"), params)
+                if u["ids"]:
+                    await conn.execute(q("router_update"), u)
                 if dl["ids"]:
                     await conn.execute(q("router_dead_letters"), dl)
         except BaseException:

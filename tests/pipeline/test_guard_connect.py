@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 
-import httpcore
-import httpx
 import pytest
 from pipeline_helpers import pipeline_config, send, sql, track, wait_until, webhook
 
-from pipeline.router.guard import AddressGuard, GuardedBackend, Refused, guarded_transport, is_special
+from pipeline.router import http1
+from pipeline.router.guard import AddressGuard, Refused, is_special
+from pipeline.router.http1 import Http1Client
+from sdk.request import VendorRequest
 
 PUBLIC = "93.184.216.34"
 
@@ -70,21 +72,15 @@ class Flip:
         return [self.first] if self.calls == 1 else ["127.0.0.1"]
 
 
-class Recorder(httpcore.AsyncNetworkBackend):
-    """Records where connections go instead of connecting."""
+class Recorder:
+    """An ``open_connection`` stand-in that records where connections go instead of connecting."""
 
     def __init__(self) -> None:
         self.connected: list[str] = []
 
-    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    async def __call__(self, host, port, **kwargs):
         self.connected.append(host)
-        raise httpcore.ConnectError("recorded, not connected")
-
-    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
-        raise NotImplementedError
-
-    async def sleep(self, seconds):
-        await asyncio.sleep(seconds)
+        raise ConnectionRefusedError("recorded, not connected")
 
 
 def test_the_connection_goes_to_the_address_that_was_checked():
@@ -93,12 +89,11 @@ def test_the_connection_goes_to_the_address_that_was_checked():
     resolver = Flip()
     guard = AddressGuard([], ttl_s=30, resolver=resolver)
     recorder = Recorder()
-    backend = GuardedBackend(guard, recorder)
 
     async def scenario() -> None:
         await guard.check("http://rebind.test:8080/hook")  # resolves: public
-        with pytest.raises(httpcore.ConnectError):
-            await backend.connect_tcp("rebind.test", 8080)  # the resolver would now say 127.0.0.1
+        with pytest.raises(ConnectionRefusedError):  # the resolver would now say 127.0.0.1
+            await guard.open_connection("rebind.test", 8080, opener=recorder)
 
     asyncio.run(scenario())
     assert recorder.connected == [PUBLIC]
@@ -108,34 +103,35 @@ def test_a_name_that_rebinds_to_loopback_is_refused_at_connect_time():
     resolver = Flip()
     guard = AddressGuard([], ttl_s=0, resolver=resolver)  # no caching: every connection resolves anew
     recorder = Recorder()
-    backend = GuardedBackend(guard, recorder)
 
     async def scenario() -> None:
-        with pytest.raises(httpcore.ConnectError):
-            await backend.connect_tcp("rebind.test", 8080)
+        with pytest.raises(ConnectionRefusedError):
+            await guard.open_connection("rebind.test", 8080, opener=recorder)
         with pytest.raises(Refused, match="127.0.0.1"):
-            await backend.connect_tcp("rebind.test", 8080)
+            await guard.open_connection("rebind.test", 8080, opener=recorder)
 
     asyncio.run(scenario())
     assert recorder.connected == [PUBLIC]  # never 127.0.0.1
 
 
-def test_guarded_client_reaches_an_allowed_name_with_its_own_host_header(sink):
+def test_router_client_reaches_an_allowed_name_with_its_own_host_header(sink):
     port = int(sink.url().rsplit(":", 1)[1].split("/")[0])
 
     async def resolver(host: str, p: int) -> list[str]:
         return ["127.0.0.1"]
 
-    async def scenario(allow: list) -> httpx.Response:
-        guard = AddressGuard(allow, resolver=resolver)
-        transport = guarded_transport(guard, httpx.Limits(max_connections=1))
-        async with httpx.AsyncClient(transport=transport) as client:
-            return await client.post(f"http://sink.test:{port}/hook", json={"userId": "u1"})
+    async def scenario(allow: list) -> int:
+        client = Http1Client(AddressGuard(allow, resolver=resolver), ssl.create_default_context())
+        try:
+            req = VendorRequest(url=f"http://sink.test:{port}/hook", json={"userId": "u1"})
+            return (await http1.send(client, req, deadline=5)).status
+        finally:
+            await client.aclose()
 
     with pytest.raises(Refused):
         asyncio.run(scenario([]))
     assert sink.attempt_count() == 0
-    assert asyncio.run(scenario([ipaddress.ip_network("127.0.0.0/8")])).status_code == 200
+    assert asyncio.run(scenario([ipaddress.ip_network("127.0.0.0/8")])) == 200
     (attempt,) = sink.attempts
     assert attempt.headers["Host"] == f"sink.test:{port}"
 
