@@ -52,11 +52,7 @@ _SHOW = {_PRIVATE + i: i for i in range(128)}
 _TOKEN = re.compile(f"{MARK}(?:({MARK})|([\ue100-\ue104])([\ue000-\ue07f]*){END})")
 _BASIC = re.compile(r"(?i)(basic[ \t]+)([A-Za-z0-9+/]+={0,2})")
 _BASIC_IN_JSON = re.compile(rb'(?i)"basic[ \t]')
-_MARK_BYTES = MARK.encode()
-
-
-def _has_mark(text: bytes) -> bool:
-    return _MARK_BYTES in text
+_ESCAPED_MARK = re.compile(r"\\u27[eE]6")
 
 
 class MissingSecret(ConfigurationError):
@@ -154,35 +150,6 @@ def _map_strings_flat(obj: Any, fn: Callable[[str], str]) -> Any:
             same = all(nv is v for nv, v in zip(values, node, strict=True))
             done[id(node)] = node if same else values
     return done[id(obj)]
-
-
-_PRUNE_DEPTH = 4  # levels at which a subtree is serialised to see whether it needs walking at all
-
-
-def _map_pruned(obj: Any, fn: Callable[[str], str], dirty: Callable[[bytes], bool], depth: int = 0) -> Any:
-    """:func:`_map_strings`, skipping every subtree (down to ``_PRUNE_DEPTH``) whose JSON text
-    ``dirty`` finds nothing in: a C-speed serialisation instead of a Python-level walk, which for a
-    mapped request leaves only the few fields that hold a secret to visit."""
-    cls = obj.__class__
-    if cls is str:
-        return fn(obj)
-    if cls is not dict and cls is not list:
-        return obj
-    if depth >= _PRUNE_DEPTH:
-        return _map_strings(obj, fn)
-    try:
-        if not dirty(orjson.dumps(obj)):
-            return obj
-    except (TypeError, orjson.JSONEncodeError):
-        return _map_strings(obj, fn)
-    if cls is dict:
-        items = [(fn(k) if k.__class__ is str else k, _map_pruned(v, fn, dirty, depth + 1))
-                 for k, v in obj.items()]
-        if all(nk is k and nv is v for (nk, nv), (k, v) in zip(items, obj.items(), strict=True)):
-            return obj
-        return dict(items)
-    values = [_map_pruned(v, fn, dirty, depth + 1) for v in obj]
-    return obj if all(nv is v for nv, v in zip(values, obj, strict=True)) else values
 
 
 def _placeholder(kind: str, ascii_text: str) -> str:
@@ -286,13 +253,31 @@ class Secrets:
 
     def seal(self, obj: Any) -> Any:
         """``obj`` with every secret replaced by its placeholder (and every ``⟦`` escaped)."""
-        if self._prunable:
-            return _map_pruned(obj, self.seal_text, self._dirty)
+        if self._prunable and obj.__class__ in (dict, list):
+            try:
+                if not self._dirty(orjson.dumps(obj)):  # one C-speed pass finds most values clean
+                    return obj
+            except (TypeError, orjson.JSONEncodeError):
+                pass
         return _map_strings(obj, self.seal_text)
 
     def unseal(self, obj: Any) -> Any:
         """The exact inverse of :meth:`seal`; raises ``MissingSecret`` for a setting no longer configured."""
-        return _map_pruned(obj, self.unseal_text, _has_mark)
+        return _map_strings(obj, self.unseal_text)
+
+    def unseal_json(self, text: str) -> str:
+        """``unseal`` for JSON text (as Postgres writes jsonb), done on the text: each placeholder
+        becomes its value, JSON-escaped. Placeholders only ever sit inside JSON strings and Postgres
+        writes their characters as they are; text holding an escaped marker (``\\u27e6``) is unsealed
+        the long way, as values."""
+        if MARK not in text and "\\u27" not in text:
+            return text
+        if _ESCAPED_MARK.search(text):
+            return json.dumps(self.unseal(json.loads(text)), ensure_ascii=False)
+        return _TOKEN.sub(self._unseal_json_replace, text)
+
+    def _unseal_json_replace(self, m: re.Match[str]) -> str:
+        return json.dumps(self._unseal_replace(m), ensure_ascii=False)[1:-1]
 
     def redact_text(self, text: str) -> str:
         return render_text(self.seal_text(render_text(text)))

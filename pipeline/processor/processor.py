@@ -33,7 +33,7 @@ from sdk.secrets import Secrets
 log = logging.getLogger("sluice.processor")
 
 # Transform this many events, then let the event loop serve HTTP requests for a moment.
-_YIELD_EVERY = 100
+_YIELD_EVERY = 10
 
 
 @dataclass

@@ -155,7 +155,7 @@ class Sender:
     def requests_of(self, job: Job) -> list[VendorRequest]:
         """The job's stored requests unsealed, or, for replays, the event mapped now."""
         if job.requests is not None:
-            return [VendorRequest.from_wire(r) for r in self.secrets.unseal(_loads(job.requests))]
+            return [VendorRequest.from_wire(r) for r in _loads(self.secrets.unseal_json(job.requests))]
         event = _loads(job.event) if job.event else {}
         if not isinstance(event, dict):
             raise ValueError("the stored event is not a JSON object")
@@ -288,7 +288,9 @@ class Sender:
         results: dict[int, Result] = {}
         parts: dict[int, int] = {}
         items: list[tuple[int, VendorRequest]] = []
-        for j in jobs:
+        for n, j in enumerate(jobs):
+            if n % 200 == 199:
+                await asyncio.sleep(0)  # a big batch takes a while to prepare: let other I/O through
             reqs = self.prepare(j)
             if isinstance(reqs, Result):
                 results[j.id] = reqs
