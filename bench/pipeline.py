@@ -32,8 +32,6 @@ import json
 import multiprocessing as mp
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,7 +41,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.gateway import _free_port, _pct, make_batches  # noqa: E402
+from bench.gateway import (  # noqa: E402
+    _free_port,
+    _pct,
+    add_database_args,
+    fresh_database,
+    make_batches,
+    start_sluice,
+    stop_sluice,
+)
 
 WRITE_KEY = "bench-write-key"
 AMPLITUDE_KEY = "bench-amplitude-key"
@@ -266,6 +272,9 @@ def pipeline_config(vendor: str) -> dict:
         ],
         "connections": [{"source": "web", "destinations": ["amplitude", "webhook"]}],
         "network": {"allow_private": ["127.0.0.0/8"]},
+        # Back-pressure: past this many unprocessed events the gateway answers 503, so a run at full
+        # speed measures what the whole pipeline sustains, not how fast an unbounded queue grows.
+        "gateway": {"max_unprocessed": 20_000},
     }
 
 
@@ -278,20 +287,15 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=16, help="client connections")
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--allow-uncertified", action="store_true", help="pass --allow-uncertified to sluice up")
-    ap.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or os.environ.get(
-        "SLUICE_TEST_DATABASE_URL"))
-    ap.add_argument("--keep-db", action="store_true")
+    add_database_args(ap)
     args = ap.parse_args()
 
-    import httpx
     import psycopg
     import yaml
 
-    from pipeline.postgres import ensure_local_postgres
-    from tests.support.pg import create_database, drop_database
+    from tests.support.pg import drop_database
 
-    server = args.database_url or ensure_local_postgres(REPO / ".sluice" / "bench", dbname="postgres")
-    dsn = create_database(server, prefix="sluice_bench")
+    server, dsn = fresh_database(args.database_url)
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     ctx = mp.get_context("spawn")
     vport = _free_port()
@@ -300,28 +304,8 @@ def main() -> int:
     vendor = ctx.Process(target=vendor_main, args=(vport, vstop, vout))
     vendor.start()
     (work / "sluice.yaml").write_text(yaml.safe_dump(pipeline_config(f"http://127.0.0.1:{vport}")))
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [str(Path(sys.executable).parent / "sluice"), "up", "--config", str(work / "sluice.yaml"),
-           "--port", str(port)]
-    if args.allow_uncertified:
-        cmd.append("--allow-uncertified")
-    log = open(work / "sluice.log", "wb")
-    proc = subprocess.Popen(cmd, cwd=work, env=dict(os.environ, DATABASE_URL=dsn, PYTHONUNBUFFERED="1"),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc, url = start_sluice(work, dsn, ("--allow-uncertified",) if args.allow_uncertified else ())
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"sluice up exited early; log:\n{(work / 'sluice.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("sluice up did not become healthy in 60 s")
-            time.sleep(0.2)
         lq: mp.Queue = ctx.Queue()
         lg = ctx.Process(target=loadgen_main, args=(url, args.concurrency, args.rate, args.warmup,
                                                    args.duration, args.users, lq))
@@ -352,12 +336,7 @@ def main() -> int:
                 "SELECT destination || ':' || state, count(*) FROM delivery_jobs GROUP BY 1").fetchall())
             dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        stop_sluice(proc)
         vstop.set()
     vres = vout.get(timeout=120)
     vendor.join(30)
