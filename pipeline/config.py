@@ -80,7 +80,11 @@ class Destination(_Strict):
     filters: Filters = Field(default_factory=Filters)
     concurrency: int = Field(default=8, ge=1, le=1024, description="requests in flight at once")
     batch_size: int = Field(
-        default=50, ge=1, le=10000, description="jobs claimed per round (also the most resent after a crash)"
+        default=50,
+        ge=1,
+        le=10000,
+        description="jobs read at a time; a worker holds at most 4x this (2 vendor batches when batching), "
+        "which is also the most a crash can send twice",
     )
     timeout_s: float = Field(
         default=30.0,

@@ -10,8 +10,9 @@ throttles (shared by its shard workers in one process, see ``Pacing``), and hold
 connection only while reading or recording, never while waiting on the vendor; so a slow or down
 destination cannot slow the others.
 
-Jobs flow, they do not march in rounds: a worker keeps up to ``batch_size`` jobs *claimed* (in
-memory: queued, in flight, or answered but not yet recorded) and reads more as soon as there is room,
+Jobs flow, they do not march in rounds: a worker keeps up to ``4 × batch_size`` jobs *claimed* (in
+memory: queued, in flight, or answered but not yet recorded; two vendor batches for batching
+destinations) and reads up to ``batch_size`` more as soon as there is room,
 so no job ever waits for another user's slow request. Each step records every outcome that arrived
 since the last one (one UPDATE, one INSERT for dead letters), then reads, in id order:
 
@@ -29,7 +30,7 @@ rest pending. With batching, a batch holds the users in it: their jobs read mean
 (pending) until the batch is answered, then are read again as backlog.
 
 A crash loses only memory: on restart everything unfinished is read again, so jobs in flight or
-answered-but-unrecorded are delivered again (at-least-once, at most ``batch_size`` per shard).
+answered-but-unrecorded are delivered again (at-least-once, at most the claimed jobs of a shard).
 """
 
 from __future__ import annotations
@@ -99,9 +100,11 @@ class DestinationWorker:
         # worker lets go only after its jobs in flight are answered and recorded (see _drain), so a
         # shard is never delivered by two processes at once when it is handed over cleanly.
         self.busy = asyncio.Lock()
-        # Claim enough for a full vendor batch when the connector batches (and room for the next).
+        # Read enough for a full vendor batch when the connector batches. In hand at most: two batches
+        # (one in flight, the next being prepared), or four reads' worth of single requests, so the
+        # next read never waits for the slowest request. This bounds what a crash can send twice.
         self.claim_limit = max(dest.batch_size, connector.spec.batching.max_events if self.batching else 1)
-        self.max_claimed = self.claim_limit * (2 if self.batching else 1)
+        self.max_claimed = self.claim_limit * (2 if self.batching else 4)
         self.wake = asyncio.Event()
         self.progress = asyncio.Event()
         self.claimed: dict[int, Job] = {}
