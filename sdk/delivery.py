@@ -1,10 +1,11 @@
 """Put one ``VendorRequest`` on the wire and hand back the raw answer.
 
-Shared by the pipeline router (async) and the contract harness (sync), so the
-bytes the tests replay against cassettes are exactly the bytes production
+``build_kwargs`` is shared by the pipeline router's HTTP client
+(``pipeline/router/http1.py``) and the contract harness (``send``, on httpx), so
+the bytes the tests replay against cassettes are exactly the bytes production
 sends. Classification is deliberately *not* done here: the caller owns the
-connector and its response rules, and network failures surface as the httpx
-exception itself so ``sdk.classify.classify_exception`` can see what happened.
+connector and its response rules, and network failures surface as httpx
+exceptions so ``sdk.classify.classify_exception`` can see what happened.
 
 What a stored request may not decide (it can come from an event: the webhook copies an event's
 ``header`` object): framing and hop-by-hop headers (``Content-Length``, ``Transfer-Encoding``,

@@ -158,7 +158,7 @@ class DestinationWorker:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 except Exception:  # noqa: BLE001 - one bad step must not stop delivery
-                    self.sender.log_unexpected("; retrying in 1 s")
+                    self.sender.log_unexpected("(retrying in 1 s)")
                     self._reset()
                     await _sleep_or(stopping, 1.0)
                     continue
