@@ -59,6 +59,8 @@ from sdk.secrets import Secrets
 
 log = logging.getLogger("sluice.router")
 
+FLUSH_EVERY_S = 0.01  # how long answered jobs may wait to be recorded together
+
 __all__ = ["DestinationWorker", "Job", "Pacing", "Result"]
 
 
@@ -163,12 +165,16 @@ class DestinationWorker:
                     await _sleep_or(stopping, 1.0)
                     continue
                 self.failures.tick()
-                if n == 0 and not self.outcomes:
+                if n:
+                    continue
+                if self.outcomes:
+                    # Outcomes are written in batches: give the requests in flight a moment to add
+                    # theirs (one UPDATE per answer would cost more CPU than the requests).
+                    await _sleep_or(stopping, FLUSH_EVERY_S, self.wake)
+                else:
                     self.wake.clear()
                     self.progress.clear()
                     await _sleep_or(stopping, self.poll_interval_s, self.wake, self.progress)
-                elif n == 0:
-                    await asyncio.sleep(0)
         finally:
             await self._drain()
             self._reset()
