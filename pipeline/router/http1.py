@@ -139,7 +139,7 @@ class Http1Client:
         if scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"{scheme!r} URLs cannot be sent; use http or https")
         port = url.port or (443 if scheme == "https" else 80)
-        key = (scheme, url.host, port)
+        key = (scheme, url.raw_host.decode("ascii"), port)  # IDNA form: what DNS and SNI want
         head = self._head(method, url, headers, content)
         conn = self._reusable(key) or await self._connect(key)
         self._conn = None  # owned by this exchange until it ends cleanly

@@ -40,6 +40,7 @@ import datetime as dt
 import json
 import logging
 import random
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -114,6 +115,7 @@ class DestinationWorker:
         self.active_users: Counter[str] = Counter()  # users held by a batch in flight
         self.waiting: set[str] = set()  # users with jobs left pending while they were held
         self.outcomes: list[tuple[Job, Result, str, int, dt.datetime, str]] = []
+        self.outcomes_since = 0.0  # when the oldest unrecorded outcome arrived
         self.tasks: set[asyncio.Task[None]] = set()
         self.draining = False
         self.delivered = 0
@@ -169,8 +171,9 @@ class DestinationWorker:
                     continue
                 if self.outcomes:
                     # Outcomes are written in batches: give the requests in flight a moment to add
-                    # theirs (one UPDATE per answer would cost more CPU than the requests).
-                    await _sleep_or(stopping, FLUSH_EVERY_S, self.wake)
+                    # theirs (an UPDATE per answer would cost more than the requests themselves).
+                    due = self.outcomes_since + FLUSH_EVERY_S - time.monotonic()
+                    await _sleep_or(stopping, max(0.0, due), self.wake)
                 else:
                     self.wake.clear()
                     self.progress.clear()
@@ -209,9 +212,18 @@ class DestinationWorker:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def _flush_due(self) -> bool:
+        """Outcomes are recorded together: once the oldest has waited FLUSH_EVERY_S, or once there are
+        enough of them to hold back the next read."""
+        if not self.outcomes:
+            return False
+        waited = time.monotonic() - self.outcomes_since >= FLUSH_EVERY_S
+        return waited or len(self.outcomes) >= self.claim_limit // 2 or self.draining
+
     async def step(self) -> int:
-        """Record what was answered, then read and start as many jobs as there is room for."""
-        await self._flush()
+        """Record what was answered (when due), then read and start as many jobs as there is room for."""
+        if self._flush_due():
+            await self._flush()
         room = self.max_claimed - len(self.claimed)
         wanted = self.claim_limit // 2 if self.batching else max(1, self.claim_limit // 4)
         if room < wanted and self.claimed:
@@ -381,6 +393,8 @@ class DestinationWorker:
             else:
                 state = "failed"
                 next_at = now + dt.timedelta(seconds=self._delay(attempts, r.retry_after))
+        if not self.outcomes:
+            self.outcomes_since = time.monotonic()
         if state != "succeeded":
             reason = self.secrets.redact_text(reason)
             if not r.deferred:
