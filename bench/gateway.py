@@ -282,6 +282,62 @@ def per_request_copy_rate(dsn: str, seconds: float, users: int, seed: int) -> fl
     return n / elapsed
 
 
+def add_database_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL") or os.environ.get("SLUICE_TEST_DATABASE_URL"),
+        help="a Postgres server (default: the embedded one in .sluice/bench)",
+    )
+    ap.add_argument("--keep-db", action="store_true", help="keep the run's database afterwards")
+
+
+def fresh_database(server_url: str | None) -> tuple[str, str]:
+    """(server, dsn of a new empty database on it) for one run."""
+    from pipeline.postgres import ensure_local_postgres
+    from tests.support.pg import create_database
+
+    server = server_url or ensure_local_postgres(REPO / ".sluice" / "bench", dbname="postgres")
+    return server, create_database(server, prefix="sluice_bench")
+
+
+def start_sluice(work: Path, dsn: str, extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """``sluice up`` on ``work/sluice.yaml`` and ``dsn``, on a free port, once ``/health`` answers 200;
+    its output goes to ``work/sluice.log``."""
+    import httpx
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, DATABASE_URL=dsn, PYTHONUNBUFFERED="1")
+    sluice_bin = Path(sys.executable).parent / "sluice"
+    cmd = [str(sluice_bin), "up", "--config", str(work / "sluice.yaml"), "--port", str(port), *extra_args]
+    with open(work / "sluice.log", "wb") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"sluice up exited early; log:\n{(work / 'sluice.log').read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop_sluice(proc)
+            raise SystemExit("sluice up did not become healthy in 60 s")
+        time.sleep(0.2)
+
+
+def stop_sluice(proc: subprocess.Popen) -> None:
+    """SIGTERM (sluice up drains), then SIGKILL to the process group after a minute."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=15.0, help="timed seconds (after warm-up)")
@@ -289,48 +345,20 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=32, help="concurrent HTTP connections")
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--copy-events", type=int, default=0, help="events for the raw COPY (default: as acked)")
-    ap.add_argument(
-        "--database-url", default=os.environ.get("DATABASE_URL") or os.environ.get("SLUICE_TEST_DATABASE_URL")
-    )
-    ap.add_argument("--keep-db", action="store_true")
+    add_database_args(ap)
     args = ap.parse_args()
 
     import psycopg
     import yaml
 
-    from pipeline.postgres import ensure_local_postgres
-    from tests.support.pg import create_database, drop_database
+    from tests.support.pg import drop_database
 
-    server = args.database_url or ensure_local_postgres(REPO / ".sluice" / "bench", dbname="postgres")
-    dsn = create_database(server, prefix="sluice_bench")
+    server, dsn = fresh_database(args.database_url)
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     cfg = {"sources": [{"name": "web", "write_key": WRITE_KEY}], "destinations": [], "connections": []}
     (work / "sluice.yaml").write_text(yaml.safe_dump(cfg))
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, DATABASE_URL=dsn, PYTHONUNBUFFERED="1")
-    sluice_bin = Path(sys.executable).parent / "sluice"
-    log = open(work / "sluice.log", "wb")
-    cmd = [str(sluice_bin), "up", "--config", str(work / "sluice.yaml"), "--port", str(port)]
-    proc = subprocess.Popen(
-        cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    proc, url = start_sluice(work, dsn)
     try:
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"sluice up exited early; log:\n{(work / 'sluice.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("sluice up did not become healthy in 60 s")
-            time.sleep(0.2)
-
         ctx = mp.get_context("spawn")
         q: mp.Queue = ctx.Queue()
         p = ctx.Process(
@@ -344,12 +372,7 @@ def main() -> int:
             durable = conn.execute("SELECT count(*) FROM gateway_jobs").fetchone()[0]
         acked_total = stats["events"] + stats["warmup_events"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        stop_sluice(proc)
 
     events_per_s = stats["events"] / args.duration
     lat = stats["latencies_ms"]

@@ -162,7 +162,7 @@ def test_expected_request(case: Case) -> None:
     exp = case.expect
     assert exp is not None, (
         f"{case.path}: no vendor expectation. Run `sluice cassettes build {case.integration}` to draft "
-        '"expect" from the connector\'s output, correct it against the vendor\'s documentation (doc.url, '
+        "\"expect\" from the connector's output, correct it against the vendor's documentation (doc.url, "
         f"doc.section), then `sluice cassettes build {case.integration} --accept`"
     )
     assert exp.accepted, (
@@ -240,9 +240,7 @@ def test_documented_response(target: tuple[str, DocumentedResponse]) -> None:
 
     name, r = target
     conn = _connector_or_fail(name)
-    got = classify_response(
-        r.status, r.headers, r.body, conn.spec.responses, request=r.request, jobs=r.jobs
-    )
+    got = classify_response(r.status, r.headers, r.body, conn.spec.responses, request=r.request, jobs=r.jobs)
     where = f"integrations/{name}/contract/responses.json {r.name} ({r.doc.get('url')})"
     assert got.outcome.value == r.outcome, (
         f"{where}: classified {got.outcome.value} ({got.reason}); the vendor documents {r.outcome}. "
@@ -403,9 +401,7 @@ def test_fuzz_vendor_contract(target: tuple[str, str], data: st.DataObject) -> N
     configs = [c.config for c in good] or [{}]
     event = data.draw(events(etype, st.sampled_from(bases)), label="event")
     config = configs[data.draw(st.integers(0, len(configs) - 1), label="config index")]
-    case = Case(
-        integration=name, name="fuzz", path=Path("fuzz"), config=config, event=event, now=FUZZ_NOW
-    )
+    case = Case(integration=name, name="fuzz", path=Path("fuzz"), config=config, event=event, now=FUZZ_NOW)
     try:
         reqs = case.run(conn)
     except Exception:  # noqa: BLE001 - typed errors and crashes are test_fuzz's business
@@ -430,7 +426,6 @@ def _containers(value: Any) -> set[int]:
             out.add(id(v))
             stack.extend(v)
     return out
-
 
 
 @pytest.mark.parametrize("fuzz_target", FUZZ_PARAMS)

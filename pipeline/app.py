@@ -31,7 +31,7 @@ from pipeline.gateway.writer import GroupWriter
 from pipeline.processor.health import problems, processor_state
 from pipeline.processor.processor import Processor
 from pipeline.queue.db import connect, migrate, q, redact_dsn
-from pipeline.router.guard import AddressGuard
+from pipeline.router.guard import AddressGuard, Resolver
 from pipeline.router.shards import DestinationShards, Router
 from pipeline.warehouse.config import is_warehouse
 from sdk.connector import Connector
@@ -130,12 +130,14 @@ class Pipeline:
         run_workers: bool = True,
         supervisor: WorkerSupervisor | None = None,
         http: bool = True,
+        resolver: Resolver | None = None,
     ):
         self.config = config
         self.dsn = dsn
         self.allow_uncertified = allow_uncertified
         self.run_workers = run_workers
         self.supervisor = supervisor
+        self.resolver = resolver  # name resolution for the SSRF guard (tests substitute their own)
         self.connectors = load_connectors(config, allow_uncertified=allow_uncertified, root=integrations_root)
         # A workers-only process (see WorkerSupervisor) has no HTTP side and so no group writer.
         self.writer_in_process = http
@@ -207,7 +209,7 @@ class Pipeline:
             self.processor = Processor(self.pool, self.config, self.connectors, on_jobs=self._on_jobs)
             if not self.writer_in_process:
                 self.processor.idle_wait_s = 0.05  # the gateway is another process: poll briskly
-            guard = AddressGuard(self.config.network.networks())
+            guard = AddressGuard(self.config.network.networks(), resolver=self.resolver)
             # The router runs in every workers process: shard locks, not the leader lock, decide
             # which process delivers which users (pipeline/router/shards.py).
             self.router = Router(
@@ -230,9 +232,7 @@ class Pipeline:
                 from pipeline.warehouse.loader import WarehouseLoaders
 
                 self.warehouses = WarehouseLoaders(self.dsn, self.pool, warehouses)
-                self._tasks.append(
-                    asyncio.create_task(self.warehouses.run(self.stopping), name="warehouses")
-                )
+                self._tasks.append(asyncio.create_task(self.warehouses.run(self.stopping), name="warehouses"))
         self._tasks.append(asyncio.create_task(self._maintenance(), name="maintenance"))
         if self.supervisor is not None:
             self._tasks.append(asyncio.create_task(self.supervisor.run(self.stopping), name="workers"))

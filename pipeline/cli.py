@@ -115,6 +115,14 @@ def _load(config_path: str) -> SluiceConfig:
         raise click.ClickException(str(e)) from None
 
 
+def _config_if_readable(path: str) -> SluiceConfig | None:
+    """The pipeline config, to know which values are secrets; None if it cannot be read here."""
+    try:
+        return load_config(path)
+    except ConfigError:
+        return None
+
+
 def _parse_since(value: str | None) -> dt.datetime | None:
     """An ISO time, or a relative age such as 30m, 2h, 7d."""
     if not value:
@@ -330,7 +338,8 @@ def register(main: click.Group) -> None:
         """Show one dead letter in full: event, last request, last response, reason."""
         from pipeline.dlq.store import show_dead_letter
 
-        row = show_dead_letter(_dsn(config_path, database_url), dl_id)
+        dsn = _dsn(config_path, database_url)
+        row = show_dead_letter(dsn, dl_id, _config_if_readable(config_path or "sluice.yaml"))
         if row is None:
             raise click.ClickException(f"no dead letter with id {dl_id}; see `sluice dlq list`")
         click.echo(json.dumps(_jsonable(row), indent=2))

@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -91,14 +92,46 @@ class Destination(_Strict):
     filters: Filters = Field(default_factory=Filters)
     concurrency: int = Field(default=8, ge=1, le=1024, description="requests in flight at once")
     batch_size: int = Field(
-        default=50, ge=1, le=10000, description="jobs claimed per round (also the most resent after a crash)"
+        default=50,
+        ge=1,
+        le=10000,
+        description="jobs read at a time; a worker holds at most 4x this (2 vendor batches when batching), "
+        "which is also the most a crash can send twice",
     )
-    timeout_s: float = Field(default=30.0, gt=0)
+    timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="total time one request may take (connect, send, wait, read the whole answer)",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="send to this scheme://host[:port][/prefix] instead of the vendor's own (sandboxes, "
+        "egress proxies, tests); the request's path and query are kept; network.allow_private still applies",
+    )
     shards: int = Field(
         default=1,
         description="users are split into this many shards, each delivered by one worker at a time "
         "(whichever sluice process holds its lock): raise it to spread a destination over processes",
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"base_url {v!r} must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(
+                f"base_url {v!r} may only have a scheme, host, port and path prefix (no query, "
+                "fragment or credentials); put credentials in the destination config"
+            )
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not a number
+        except ValueError as e:
+            raise ValueError(f"base_url {v!r}: {e}") from None
+        return v
 
     @field_validator("shards")
     @classmethod

@@ -457,6 +457,27 @@ class Connector:
         """Which endpoint produced ``req``: the name stored with it."""
         return req.endpoint if req.endpoint in self.endpoints else None
 
+    def endpoint_matching(self, method: str, url: str) -> str | None:
+        """Which endpoint a recorded exchange (a cassette, which stores no endpoint name) was sent to:
+        the first whose method and URL template match, each ``{{ ... }}`` matching any text."""
+        base = url.split("?", 1)[0]
+        for name, pattern in self._url_patterns():
+            ep_method = self.endpoints[name].method
+            if ep_method.upper() == method.upper() and pattern.fullmatch(base):
+                return name
+        return None
+
+    def _url_patterns(self) -> list[tuple[str, re.Pattern[str]]]:
+        cached = self.__dict__.get("_url_pattern_cache")
+        if cached is None:
+            cached = []
+            for name in self.endpoints:
+                template = self.spec.endpoints[name].url.split("?", 1)[0]
+                parts = re.split(r"\{\{.*?\}\}", template)
+                cached.append((name, re.compile(".*?".join(re.escape(p) for p in parts))))
+            self.__dict__["_url_pattern_cache"] = cached
+        return cached
+
     def classify(
         self,
         status: int,

@@ -13,7 +13,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from pipeline.config import SluiceConfig
 from pipeline.queue.db import q
+from sdk.errors import SluiceError
+from sdk.registry import load_connector
+from sdk.secrets import Secrets, redact
 
 
 class ReplayRefused(Exception):
@@ -42,9 +46,31 @@ def list_dead_letters(
         ).fetchall()
 
 
-def show_dead_letter(dsn: str, dl_id: int) -> dict[str, Any] | None:
+def destination_secrets(config: SluiceConfig | None, destination: str) -> Secrets | None:
+    """The secret setting values of ``destination`` in ``config`` (None if it is not there)."""
+    dest = next((d for d in (config.destinations if config else []) if d.name == destination), None)
+    if dest is None:
+        return None
+    try:
+        connector = load_connector(dest.integration)
+    except SluiceError:
+        return Secrets({str(i): str(v) for i, v in enumerate(dest.config.values()) if isinstance(v, str)})
+    try:
+        settings = connector.check_config(dest.config)
+    except SluiceError:
+        settings = dest.config
+    return Secrets.for_destination(connector, settings)
+
+
+def show_dead_letter(dsn: str, dl_id: int, config: SluiceConfig | None = None) -> dict[str, Any] | None:
+    """One dead letter for display: stored credentials are placeholders and show as ``***``, and with
+    the pipeline's ``config`` every value of its destination's secret settings is hidden too (rows
+    written before secrets were sealed, or an event or vendor answer that happened to contain one)."""
     with psycopg.connect(dsn, row_factory=dict_row) as conn:
-        return conn.execute(q("dlq_show"), {"id": dl_id}).fetchone()
+        row = conn.execute(q("dlq_show"), {"id": dl_id}).fetchone()
+    if row is None:
+        return None
+    return redact(row, destination_secrets(config, row["destination"]))
 
 
 def replay(

@@ -31,11 +31,12 @@ from pipeline.warehouse.config import is_warehouse, warehouse_names
 from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.errors import EventDropped, SluiceError
+from sdk.secrets import Secrets
 
 log = logging.getLogger("sluice.processor")
 
 # Transform this many events, then let the event loop serve HTTP requests for a moment.
-_YIELD_EVERY = 100
+_YIELD_EVERY = 10
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Target:
     dest: Destination
     connector: Connector | None
     names: list[str]
+    secrets: Secrets | None = None  # stored requests hold placeholders for these; the router restores them
 
 
 def make_targets(config: SluiceConfig, connectors: dict[str, Connector]) -> dict[str, Target]:
@@ -59,7 +61,7 @@ def make_targets(config: SluiceConfig, connectors: dict[str, Connector]) -> dict
         c = connectors.get(d.name)
         if c is None:
             continue
-        out[d.name] = Target(d, c, [d.name, *c.spec.all_names])
+        out[d.name] = Target(d, c, [d.name, *c.spec.all_names], Secrets.for_destination(c, d.config))
     return out
 
 
@@ -237,7 +239,10 @@ class Processor:
                 if not reqs:
                     counts["no_request"] += 1
                     continue
-                wire = json.dumps([r.to_wire() for r in reqs], separators=(",", ":"), ensure_ascii=False)
+                wired = [r.to_wire() for r in reqs]
+                if t.secrets:
+                    wired = t.secrets.seal(wired)
+                wire = json.dumps(wired, separators=(",", ":"), ensure_ascii=False)
                 lines.append(
                     f"{copy_text(t.dest.name)}\t{copy_text(ukey)}\t{copy_text(mid)}\t{gid}\t"
                     f"{copy_json(ev_text)}\t{copy_json(wire)}\n"

@@ -107,8 +107,8 @@ SELECT 'transform', g, d, u, m, e::jsonb, r
 -- existing (destination, id) index serves it), flagged `mine` for this shard's users. Only this
 -- shard's rows carry their payload; the others only let the cursor move past them, so a shard with
 -- few users never rescans the other shards' backlog. With one shard every row is `mine`.
-SELECT id, user_key, CASE WHEN mine THEN requests END AS requests,
-       CASE WHEN mine AND requests IS NULL THEN event END AS event, attempts, first_attempt_at, mine
+SELECT id, user_key, CASE WHEN mine THEN requests::text END AS requests,
+       CASE WHEN mine AND requests IS NULL THEN event::text END AS event, attempts, first_attempt_at, mine
   FROM (SELECT id, user_key, requests, event, attempts, first_attempt_at,
                sluice_user_shard(user_key, %(shards)s) = %(shard)s AS mine
           FROM delivery_jobs
@@ -118,7 +118,8 @@ SELECT id, user_key, CASE WHEN mine THEN requests END AS requests,
 
 -- name: router_backlog
 -- Pending jobs, below the fresh cursor, of users whose earlier failed job has just been resolved.
-SELECT id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS event, attempts, first_attempt_at
+SELECT id, user_key, requests::text, CASE WHEN requests IS NULL THEN event::text END AS event, attempts,
+       first_attempt_at
   FROM delivery_jobs
  WHERE destination = %(destination)s AND state = 'pending' AND user_key = ANY(%(users)s) AND id <= %(upto)s
    AND sluice_user_shard(user_key, %(shards)s) = %(shard)s
@@ -128,7 +129,8 @@ SELECT id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS even
 -- Per user of the shard, the earliest failed job, if it is due. Later failed jobs of the same user
 -- wait their turn.
 SELECT * FROM (
-    SELECT DISTINCT ON (user_key) id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS event,
+    SELECT DISTINCT ON (user_key) id, user_key, requests::text,
+           CASE WHEN requests IS NULL THEN event::text END AS event,
            attempts, first_attempt_at, next_attempt_at
       FROM delivery_jobs
      WHERE destination = %(destination)s AND state = 'failed'
@@ -140,7 +142,8 @@ SELECT * FROM (
 
 -- name: router_retry_due
 -- Unordered destinations: every due failed job of the shard.
-SELECT id, user_key, requests, CASE WHEN requests IS NULL THEN event END AS event, attempts, first_attempt_at
+SELECT id, user_key, requests::text, CASE WHEN requests IS NULL THEN event::text END AS event, attempts,
+       first_attempt_at
   FROM delivery_jobs
  WHERE destination = %(destination)s AND state = 'failed' AND next_attempt_at <= now()
    AND sluice_user_shard(user_key, %(shards)s) = %(shard)s
@@ -188,13 +191,26 @@ UPDATE delivery_jobs j
        attempts = u.attempts,
        next_attempt_at = u.next_at,
        first_attempt_at = coalesce(j.first_attempt_at, u.attempted_at),
-       last_attempt_at = u.attempted_at,
+       last_attempt_at = coalesce(u.attempted_at, j.last_attempt_at),  -- NULL: deferred, not attempted
        last_status = u.status,
        last_error = u.error
   FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(attempts)s::int[], %(next_at)s::timestamptz[],
               %(attempted_at)s::timestamptz[], %(statuses)s::int[], %(errors)s::text[])
        AS u(id, state, attempts, next_at, attempted_at, status, error)
  WHERE j.id = u.id;
+
+-- name: router_succeeded
+-- The common case of router_update, cheaper to send: jobs delivered by the same answer (one batch, or
+-- several requests answered alike), as one array literal of ids.
+UPDATE delivery_jobs
+   SET state = 'succeeded',
+       attempts = %(attempts)s,
+       next_attempt_at = %(attempted_at)s,
+       first_attempt_at = coalesce(first_attempt_at, %(attempted_at)s),
+       last_attempt_at = %(attempted_at)s,
+       last_status = %(status)s,
+       last_error = NULL
+ WHERE id = ANY(%(ids)s::bigint[]);
 
 -- name: router_dead_letters
 INSERT INTO dead_letters (stage, job_id, gateway_job_id, destination, user_key, message_id, event,
@@ -215,7 +231,7 @@ SELECT id, stage, job_id, gateway_job_id, destination, user_key, message_id, las
    AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
    AND (%(reason)s::text IS NULL OR reason ILIKE '%%' || %(reason)s || '%%')
    AND (%(include_replayed)s OR replayed_at IS NULL)
- ORDER BY id LIMIT %(limit)s;
+ ORDER BY coalesce(gateway_job_id, 0), coalesce(job_id, 0), id LIMIT %(limit)s;  -- event order, as replay
 
 -- name: dlq_show
 SELECT * FROM dead_letters WHERE id = %(id)s;

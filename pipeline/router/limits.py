@@ -1,9 +1,10 @@
-"""Per-destination pacing: a token bucket for the vendor's rate limit and a throttle for 429s."""
+"""Per-destination pacing: a token bucket for the vendor's rate limit and throttles for 429s."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import urlsplit
 
 
 class TokenBucket:
@@ -29,7 +30,7 @@ class TokenBucket:
 
 
 class Throttle:
-    """After a 429 the destination pauses: for Retry-After if given, else 1 s doubling to 60 s."""
+    """After a 429, what it applies to pauses: for Retry-After if given, else 1 s doubling to 60 s."""
 
     def __init__(self) -> None:
         self.until = 0.0
@@ -44,10 +45,38 @@ class Throttle:
         self.backoff = 1.0
 
     @property
+    def remaining(self) -> float:
+        return max(0.0, self.until - time.monotonic())
+
+    @property
     def active(self) -> bool:
         return time.monotonic() < self.until
 
-    async def wait(self) -> None:
-        delay = self.until - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL: what a vendor's 429 throttles unless a connector says otherwise."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port or (443 if scheme == 'https' else 80)}"
+
+
+class Throttles:
+    """One ``Throttle`` per origin: a vendor that throttles one host does not pause the others."""
+
+    def __init__(self) -> None:
+        self._by_origin: dict[str, Throttle] = {}
+
+    def of(self, url: str) -> Throttle:
+        key = origin(url)
+        t = self._by_origin.get(key)
+        if t is None:
+            t = self._by_origin[key] = Throttle()
+        return t
+
+    @property
+    def active(self) -> list[str]:
+        return [k for k, t in self._by_origin.items() if t.active]

@@ -9,14 +9,14 @@ whichever process holds the session advisory lock on (destination, k):
   exactly what it was with a single worker;
 * every process able to deliver a destination also holds a *shared* lock on (destination, -1), so
   processes can count each other (``pg_locks``) and each takes a fair share, ``ceil(shards /
-  processes)``; a process holding more than that gives shards back (after the shard's current round,
-  so the next holder never overlaps it);
+  processes)``; a process holding more than that gives shards back (once the shard's jobs in flight
+  are answered and recorded, so the next holder never overlaps it);
 * locks belong to a session: a process that dies or loses its database connection loses them, and
   the others pick its shards up on their next check (``check_interval_s``).
 
-A process whose lock connection breaks stops its workers at their next round; a round already in
-flight finishes, which, during the few seconds before the other process picks the shard up, can
-send a job twice: the router is at-least-once, as after any crash.
+A process whose lock connection breaks stops its workers at their next step; jobs already in flight
+finish, which, during the few seconds before the other process picks the shard up, can send a job
+twice: the router is at-least-once, as after any crash.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from psycopg_pool import AsyncConnectionPool
 from pipeline.config import Destination
 from pipeline.queue.db import connect, q
 from pipeline.router.guard import AddressGuard
-from pipeline.router.worker import DestinationWorker, Pacing
+from pipeline.router.sender import Pacing
+from pipeline.router.worker import DestinationWorker
 from sdk.connector import Connector
 
 log = logging.getLogger("sluice.router")
@@ -65,7 +66,7 @@ class DestinationShards:
     ):
         self.name = dest.name
         self.shards = dest.shards
-        self.pacing = Pacing(dest, connector)
+        self.pacing = Pacing(dest, connector, guard)
         self.workers = [
             DestinationWorker(
                 pool,
@@ -92,10 +93,10 @@ class DestinationShards:
         return lambda: shard in self.held
 
     def set_held(self, held: set[int]) -> None:
-        gained = held - self.held
+        changed = held ^ self.held
         self.held = held
         self.pacing.set_share(len(held), self.shards)
-        for k in gained:
+        for k in changed:  # a gained shard starts at once; a lost one drains and lets go at once
             self.workers[k].wake.set()
 
 
@@ -122,7 +123,7 @@ class Router:
         self._conn: psycopg.AsyncConnection | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Deliver until ``stopping``; then let every worker finish its round, and only then release
+        """Deliver until ``stopping``; then let every worker finish its jobs in flight, and only then release
         the locks (by closing their session), so the next holder starts after our last write."""
         tasks = [
             asyncio.create_task(w.run(ds.active(w.shard), stopping), name=f"router:{name}#{w.shard}")
@@ -176,7 +177,7 @@ class Router:
         members = max(1, int(row[0]) if row else 1)
         fair = math.ceil(ds.shards / members)
         held = set(ds.held)
-        # Give back what is over our share, highest shards first, each after its current round.
+        # Give back what is over our share, highest shards first, each once its worker has drained.
         for k in sorted(held, reverse=True)[: max(0, len(held) - fair)]:
             held.discard(k)
             ds.set_held(held)

@@ -66,7 +66,7 @@ class Baseline:
         exchanges = read_cassettes(cassettes_folder(folder)) if folder is not None else []
         b = cls(known=bool(exchanges))
         for ex in exchanges:
-            ep = connector.endpoint_of(VendorRequest(method=ex.method, url=ex.uri)) or ""
+            ep = connector.endpoint_matching(ex.method, ex.uri) or ""
             b.statuses.setdefault(ep, set()).add(ex.status)
             sh = body_shape(ex.response_body) if ex.response_body.strip() else {}
             b.shapes.setdefault((ep, ex.status), {})[shape_key(sh)] = sh
@@ -118,7 +118,7 @@ class Recorder:
 
     # -- observing --------------------------------------------------------------------------------
     def observe(
-        self, destination: str, connector: Any, secrets: list[str], request: VendorRequest, answer: Any
+        self, destination: str, connector: Any, secrets: Any, request: VendorRequest, answer: Any
     ) -> None:
         base = self.baseline(connector)
         endpoint = self._endpoint(connector, request)
@@ -176,10 +176,16 @@ class Recorder:
 
     def _endpoint(self, connector: Any, request: VendorRequest) -> str:
         """Which endpoint ``request`` went to (URL-template matching, remembered per URL)."""
+        if request.endpoint and request.endpoint in connector.endpoints:
+            return request.endpoint
         key = (id(connector), request.method, request.url.split("?", 1)[0])
         hit = self._endpoints.get(key)
         if hit is None:
-            hit = self._endpoints[key] = connector.endpoint_of(request) or ""
+            hit = self._endpoints[key] = (
+                connector.endpoint_of(request)
+                or connector.endpoint_matching(request.method, request.url)
+                or ""
+            )
             if len(self._endpoints) > 1024:
                 self._endpoints.pop(next(iter(self._endpoints)))
         return hit
@@ -207,7 +213,7 @@ class Recorder:
         detail: str,
         request: VendorRequest,
         answer: Any,
-        secrets: list[str],
+        secrets: Any,
     ) -> None:
         SIGNALS.labels(destination, kind).inc()
         k = (connector.name, destination, kind, signal)
@@ -270,7 +276,7 @@ class Recorder:
         return len(rows)
 
 
-def _example(request: VendorRequest, answer: Any, secrets: list[str]) -> dict[str, Any]:
+def _example(request: VendorRequest, answer: Any, secrets: Any) -> dict[str, Any]:
     body = (answer.body or b"")[:_EXAMPLE_CHARS].decode("utf-8", "replace")
     example = {
         "request": {"method": request.method, "url": request.url.split("?", 1)[0]},
@@ -282,6 +288,8 @@ def _example(request: VendorRequest, answer: Any, secrets: list[str]) -> dict[st
         },
         "body": body,
     }
+    if hasattr(secrets, "redact"):
+        return secrets.redact(example)
     text = json.dumps(example)
     for s in sorted(set(secrets), key=len, reverse=True):
         if len(s) >= 4:

@@ -6,24 +6,31 @@ lock (see ``pipeline/router/shards.py``). A user always maps to one shard, so ev
 ordering holds per shard exactly as it would for a single worker.
 
 Isolation: each destination has its own tasks, HTTP clients, concurrency limit, rate limit and
-throttle (shared by its shard workers in one process, see ``Pacing``), and holds a database
-connection only while reading or recording a round, never while waiting on the vendor; so a slow or
-down destination cannot slow the others.
+throttles (shared by its shard workers in one process, see ``Pacing``), and holds a database
+connection only while reading or recording, never while waiting on the vendor; so a slow or down
+destination cannot slow the others.
 
-Per-user ordering (``ordering: true``): a user with a ``failed`` job is *blocked*; their later jobs
-stay ``pending`` until that job succeeds or is aborted. Invariant: a user has at most one failed
-job, and it is their earliest unfinished one. Each round reads three sets, in id order:
+Jobs flow, they do not march in rounds: a worker keeps up to ``4 × batch_size`` jobs *claimed* (in
+memory: queued, in flight, or answered but not yet recorded; two vendor batches for batching
+destinations) and reads up to ``batch_size`` more as soon as there is room,
+so no job ever waits for another user's slow request. Each step records every outcome that arrived
+since the last one (one UPDATE, one INSERT for dead letters), then reads, in id order:
 
-* retry heads: due ``failed`` jobs (one per user);
+* retry heads: due ``failed`` jobs (one per user with ``ordering``);
 * backlog: ``pending`` jobs, below the fresh cursor, of users just *released* (their failed job
-  resolved, or their jobs were left unsent by a throttle);
+  resolved, or their jobs were left unsent while an earlier one was in flight);
 * fresh: ``pending`` jobs of the shard after the in-memory cursor (the cursor also moves past
   other shards' jobs it scanned, so an idle shard never rescans their backlog).
 
-Within a round a user's jobs go out one after another (users in parallel); the first failure stops
-that user's chain. All outcomes of a round are written with one UPDATE (and one INSERT for dead
-letters). A crash loses only the in-memory cursor: on restart everything unfinished is read again,
-so jobs in flight are simply delivered again (at-least-once).
+Per-user ordering (``ordering: true``): a user with a ``failed`` job is *blocked*; their later jobs
+stay ``pending`` until that job succeeds or is aborted. Invariant: a user has at most one failed
+job, and it is their earliest unfinished one. A user's jobs go out one after another (a *chain*; a
+job read while the user's chain runs joins its end); the first failure ends the chain and leaves the
+rest pending. With batching, a batch holds the users in it: their jobs read meanwhile wait
+(pending) until the batch is answered, then are read again as backlog.
+
+A crash loses only memory: on restart everything unfinished is read again, so jobs in flight or
+answered-but-unrecorded are delivered again (at-least-once, at most the claimed jobs of a shard).
 """
 
 from __future__ import annotations
@@ -33,11 +40,11 @@ import datetime as dt
 import json
 import logging
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -45,93 +52,24 @@ from pipeline import metrics
 from pipeline.config import Destination
 from pipeline.queue.db import q
 from pipeline.router import telemetry
-from pipeline.router.guard import AddressGuard, Refused
-from pipeline.router.limits import Throttle, TokenBucket
-from sdk.classify import Classification, Outcome, classify_exception
+from pipeline.router.failures import FailureLog
+from pipeline.router.guard import AddressGuard
+from pipeline.router.sender import Job, Pacing, Result, Sender
+from sdk.classify import Outcome
 from sdk.connector import Connector
-from sdk.context import TransformContext
-from sdk.delivery import send_async
-from sdk.errors import SluiceError
-from sdk.request import VendorRequest
+from sdk.secrets import Secrets
 
 log = logging.getLogger("sluice.router")
 
-_SNIPPET = 1000
-_SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "apikey"}
+FLUSH_EVERY_S = 0.01  # how long answered jobs may wait to be recorded together
 
-
-@dataclass
-class Job:
-    id: int
-    user: str
-    requests: list[dict[str, Any]] | None
-    event: dict[str, Any] | None
-    attempts: int
-    first_attempt_at: dt.datetime | None
-
-
-@dataclass
-class Result:
-    """What happened to one job this round."""
-
-    outcome: Outcome
-    status: int | None = None
-    reason: str = ""
-    retry_after: float | None = None
-    request: dict[str, Any] | None = None
-    response: str | None = None
-    attempted_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+__all__ = ["DestinationWorker", "Job", "Pacing", "Result"]
 
 
 def _job(row: tuple[Any, ...]) -> Job:
     return Job(
         id=row[0], user=row[1], requests=row[2], event=row[3], attempts=row[4], first_attempt_at=row[5]
     )
-
-
-class Pacing:
-    """What the shard workers of one destination share within one process: the HTTP clients (so
-    ``concurrency`` bounds the process's requests in flight, however many shards it holds), the 429
-    throttle, and the token bucket. The bucket runs at ``rate × held / shards``, so the processes
-    sharing a destination stay within its rate limit together."""
-
-    def __init__(self, dest: Destination, connector: Connector):
-        self.dest = dest
-        rps = (dest.rate_limit.requests_per_second if dest.rate_limit else None) or (
-            connector.spec.rate_limit.requests_per_second
-        )
-        burst = (dest.rate_limit.burst if dest.rate_limit else None) or connector.spec.rate_limit.burst
-        self.rate = rps
-        self.bucket = TokenBucket(rps, burst) if rps else None
-        self.throttle = Throttle()
-        self.clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        self._all: list[httpx.AsyncClient] = []
-        self._users = 0
-
-    def set_share(self, held: int, shards: int) -> None:
-        if self.bucket is not None and self.rate:
-            self.bucket.rate = self.rate * max(1, held) / max(1, shards)
-
-    def open(self) -> None:
-        if self._users == 0:
-            # One single-connection client per concurrency slot: httpx's pool does per-request work
-            # proportional to its size, which at 8-32 connections cost more CPU than the requests.
-            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            self._all = [
-                httpx.AsyncClient(limits=limits, timeout=self.dest.timeout_s, follow_redirects=False)
-                for _ in range(self.dest.concurrency)
-            ]
-            self.clients = asyncio.Queue()
-            for c in self._all:
-                self.clients.put_nowait(c)
-        self._users += 1
-
-    async def close(self) -> None:
-        self._users -= 1
-        if self._users == 0:
-            for c in self._all:
-                await c.aclose()
-            self._all = []
 
 
 class DestinationWorker:
@@ -151,59 +89,73 @@ class DestinationWorker:
         self.dest = dest
         self.name = dest.name
         self.connector = connector
-        self.guard = guard
         self.poll_interval_s = poll_interval_s
         self.shard = shard
         self.shards = shards
         self.ordering = dest.ordering
         self.batching = connector.spec.batching.enabled and connector.spec.batching.max_events > 1
-        self.pacing = pacing or Pacing(dest, connector)
-        self.bucket = self.pacing.bucket
-        self.throttle = self.pacing.throttle
-        # Held for the whole of a round: whoever gives the shard away waits for it first, so a shard
-        # is never delivered by two processes at once when it is handed over cleanly.
+        self.pacing = pacing or Pacing(dest, connector, guard)
+        # Values of settings the spec marks `secret: true`: stored requests hold placeholders instead
+        # (sealed by the processor), restored just before sending; logs and dead letters show ***.
+        self.secrets = Secrets.for_destination(connector, connector.check_config(dest.config))
+        observe = lambda req, answer: telemetry.observe(self, req, answer)  # noqa: E731
+        self.sender = Sender(dest, connector, self.pacing, self.secrets, observe)
+        self.failures = FailureLog(self.name)
+        # Held while the worker delivers its shard: whoever gives the shard away waits for it, and the
+        # worker lets go only after its jobs in flight are answered and recorded (see _drain), so a
+        # shard is never delivered by two processes at once when it is handed over cleanly.
         self.busy = asyncio.Lock()
-        # Claim enough for a full vendor batch when the connector batches.
+        # Read enough for a full vendor batch when the connector batches. In hand at most: two batches
+        # (one in flight, the next being prepared), or four reads' worth of single requests, so the
+        # next read never waits for the slowest request. This bounds what a crash can send twice.
         self.claim_limit = max(dest.batch_size, connector.spec.batching.max_events if self.batching else 1)
-        # Values of settings the spec marks `secret: true` (API keys...), never stored in dead letters.
-        # Nested ones too (per-row webhook URLs).
-        self.secrets = connector.spec.secret_values(dest.config)
+        self.max_claimed = self.claim_limit * (2 if self.batching else 4)
         self.wake = asyncio.Event()
-        self._reset()
-        self._unwritten: list[tuple[dict[str, list[Any]], dict[str, list[Any]]]] = []
+        self.progress = asyncio.Event()
+        self.claimed: dict[int, Job] = {}
+        self.chains: dict[str, deque[Job]] = {}
+        self.active_users: Counter[str] = Counter()  # users held by a batch in flight
+        self.waiting: set[str] = set()  # users with jobs left pending while they were held
+        self.outcomes: list[tuple[Job, Result, str, int, dt.datetime, str]] = []
+        self.outcomes_since = 0.0  # when the oldest unrecorded outcome arrived
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.draining = False
         self.delivered = 0
+        self._reset()
 
     def _reset(self) -> None:
+        """Forget what was read (not what is claimed): the next step reads from the start again."""
         self.cursor = 0
         self.blocked: set[str] = set()
         self.released: set[str] = set()
+        self.waiting = set()
         self.initialised = False
-
-    # -- loop -------------------------------------------------------------------------------------
-    @property
-    def clients(self) -> asyncio.Queue[httpx.AsyncClient]:
-        return self.pacing.clients
 
     @property
     def params(self) -> dict[str, Any]:
         return {"destination": self.name, "shard": self.shard, "shards": self.shards}
 
+    # -- loop -------------------------------------------------------------------------------------
     async def run(self, is_active: Callable[[], bool], stopping: asyncio.Event) -> None:
-        """Deliver rounds while ``is_active()`` (this process holds the shard) until ``stopping``."""
+        """Deliver while ``is_active()`` (this process holds the shard) until ``stopping``."""
         self.pacing.open()
-        backoff = 0.5
         try:
             while not stopping.is_set():
                 if not is_active():
-                    self._reset()
                     self.wake.clear()  # set again when the shard is acquired
                     await _sleep_or(stopping, 0.5, self.wake)
                     continue
+                async with self.busy:
+                    await self._deliver(is_active, stopping)
+        finally:
+            await self.pacing.close()
+
+    async def _deliver(self, is_active: Callable[[], bool], stopping: asyncio.Event) -> None:
+        backoff = 0.5
+        try:
+            while not stopping.is_set() and is_active():
                 try:
-                    async with self.busy:
-                        if not is_active():
-                            continue  # the shard was given away while we waited for the lock
-                        n = await self.round()
+                    n = await self.step()
                     backoff = 0.5
                 except (psycopg.Error, OSError) as e:
                     log.warning("router[%s]: database error, retrying in %.1fs: %s", self.name, backoff, e)
@@ -211,41 +163,88 @@ class DestinationWorker:
                     await _sleep_or(stopping, backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-                except Exception:  # noqa: BLE001 - one bad round must not stop delivery
-                    log.exception("router[%s]: unexpected error; retrying", self.name)
+                except Exception:  # noqa: BLE001 - one bad step must not stop delivery
+                    self.sender.log_unexpected("(retrying in 1 s)")
                     self._reset()
                     await _sleep_or(stopping, 1.0)
                     continue
-                if n == 0:
+                self.failures.tick()
+                if n:
+                    continue
+                if self.outcomes:
+                    # Outcomes are written in batches: give the requests in flight a moment to add
+                    # theirs (an UPDATE per answer would cost more than the requests themselves).
+                    due = self.outcomes_since + FLUSH_EVERY_S - time.monotonic()
+                    await _sleep_or(stopping, max(0.0, due), self.wake)
+                else:
                     self.wake.clear()
-                    try:
-                        await asyncio.wait_for(self.wake.wait(), timeout=self.poll_interval_s)
-                    except TimeoutError:
-                        pass
-                if self.throttle.active:
-                    await self.throttle.wait()
+                    self.progress.clear()
+                    await _sleep_or(stopping, self.poll_interval_s, self.wake, self.progress)
         finally:
-            await self.pacing.close()
+            await self._drain()
+            self._reset()
 
-    async def _write(self, u: dict[str, list[Any]], dl: dict[str, list[Any]]) -> None:
-        """Record a round's outcomes. Idempotent (absolute values; a job's dead letter is inserted
-        once), so outcomes whose commit was in doubt can simply be written again."""
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(q("router_update"), u)
-            if dl["ids"]:
-                await conn.execute(q("router_dead_letters"), dl)
+    async def _drain(self) -> None:
+        """Stop taking new work, wait for what is in flight (each request has a deadline) and record it."""
+        self.draining = True
+        try:
+            if self.tasks:
+                await asyncio.wait(list(self.tasks))
+            for attempt in range(5):
+                try:
+                    await self._flush()
+                    break
+                except (psycopg.Error, OSError) as e:
+                    if attempt == 4:
+                        log.warning(
+                            "router[%s]: could not record %d outcomes (%s); those jobs will be sent again",
+                            self.name,
+                            len(self.outcomes),
+                            e,
+                        )
+                        self.outcomes.clear()
+                    else:
+                        await asyncio.sleep(0.5)
+            self.claimed.clear()
+        finally:
+            self.draining = False
 
-    async def round(self) -> int:
-        """Claim, send and record one round; returns the number of jobs attempted."""
-        while self._unwritten:
-            await self._write(*self._unwritten[0])
-            self._unwritten.pop(0)
-        limit = self.claim_limit
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _flush_due(self) -> bool:
+        """Outcomes are recorded together: once the oldest has waited FLUSH_EVERY_S, or once there are
+        enough of them to hold back the next read."""
+        if not self.outcomes:
+            return False
+        waited = time.monotonic() - self.outcomes_since >= FLUSH_EVERY_S
+        return waited or len(self.outcomes) >= self.claim_limit // 2 or self.draining
+
+    async def step(self) -> int:
+        """Record what was answered (when due), then read and start as many jobs as there is room for."""
+        if self._flush_due():
+            await self._flush()
+        room = self.max_claimed - len(self.claimed)
+        wanted = self.claim_limit // 2 if self.batching else max(1, self.claim_limit // 4)
+        if room < wanted and self.claimed:
+            return 0
+        jobs = await self._read(min(self.claim_limit, max(1, room)))
+        if not jobs:
+            return 0
+        if self.batching:
+            return self._start_batch(jobs)
+        return self._start_chains(jobs)
+
+    # -- reading ----------------------------------------------------------------------------------
+    async def _read(self, limit: int) -> list[Job]:
         async with self.pool.connection() as conn:
             if not self.initialised:
                 if self.ordering:
                     cur = await conn.execute(q("router_blocked_users"), self.params)
-                    self.blocked = {r[0] for r in await cur.fetchall()}
+                    # A union: users blocked since the reset are not recorded yet.
+                    self.blocked |= {r[0] for r in await cur.fetchall()}
                 self.initialised = True
             if self.ordering:
                 cur = await conn.execute(q("router_retry_heads"), {**self.params, "limit": limit})
@@ -254,15 +253,12 @@ class DestinationWorker:
             retry = [_job(r) for r in await cur.fetchall()]
             backlog: list[Job] = []
             backlog_full = False
-            if self.released:
+            # Users can be released while this read awaits the database: only these had their backlog read.
+            queried = set(self.released)
+            if queried:
                 cur = await conn.execute(
                     q("router_backlog"),
-                    {
-                        **self.params,
-                        "users": sorted(self.released),
-                        "upto": self.cursor,
-                        "limit": limit,
-                    },
+                    {**self.params, "users": sorted(queried), "upto": self.cursor, "limit": limit},
                 )
                 backlog = [_job(r) for r in await cur.fetchall()]
                 backlog_full = len(backlog) >= limit
@@ -277,276 +273,205 @@ class DestinationWorker:
         for r in window:
             if len(fresh) >= limit:
                 break
-            self.cursor = r[0]  # scanned: later rounds start after it, whichever shard it belongs to
+            self.cursor = r[0]  # scanned: later reads start after it, whichever shard it belongs to
             if r[6]:
                 fresh.append(_job(r))
-        if self.released and not backlog_full:
+        if queried and not backlog_full:
             with_backlog = {j.user for j in backlog}
-            self.released = {u for u in self.released if u in with_backlog}
+            self.released -= {u for u in queried if u not in with_backlog}
         retry_ids = {j.id for j in retry}
         jobs = sorted({j.id: j for j in (*retry, *backlog, *fresh)}.values(), key=lambda j: j.id)
         eligible: list[Job] = []
         for j in jobs:
+            if j.id in self.claimed:
+                continue  # already in hand (in flight, or answered and not yet recorded)
             if self.ordering:
                 if j.user in self.blocked and j.id not in retry_ids:
                     continue  # held: stays pending until the user's failed job resolves
-                if backlog_full and j.user in self.released and j.id > old_cursor:
+                if j.id > old_cursor and j.user in self.released and (backlog_full or j.user not in queried):
                     continue  # the user's older backlog is not all read yet
             eligible.append(j)
-        if not eligible:
-            return 0
-        results = await (self._send_batched(eligible) if self.batching else self._send_chains(eligible))
-        await self._record(eligible, results)
-        return len(eligible)
+        return eligible
 
-    # -- sending ----------------------------------------------------------------------------------
-    async def _send_chains(self, jobs: list[Job]) -> dict[int, Result]:
-        results: dict[int, Result] = {}
-        chains: dict[str, list[Job]] = {}
-        if self.ordering:
-            for j in jobs:
-                chains.setdefault(j.user, []).append(j)
-            groups = list(chains.values())
-        else:
-            groups = [[j] for j in jobs]
-
-        async def run_chain(chain: list[Job]) -> None:
-            for j in chain:
-                if self.throttle.active:
-                    return
-                res = await self._send_job(j)
-                results[j.id] = res
-                if res.outcome not in (Outcome.SUCCESS, Outcome.ABORT):
-                    return
-
-        await asyncio.gather(*(run_chain(c) for c in groups))
-        return results
-
-    def _requests(self, job: Job) -> list[VendorRequest]:
-        """The job's stored requests, or — for replays — the event mapped now with the current connector."""
-        if job.requests is not None:
-            return [VendorRequest.from_wire(r) for r in job.requests]
-        event = job.event or {}
-        ctx = TransformContext.at(None, seed=str(event.get("messageId") or job.id))
-        return self.connector.transform(event, self.dest.config, ctx)
-
-    async def _send_job(self, job: Job) -> Result:
-        try:
-            reqs = self._requests(job)
-        except SluiceError as e:
-            return Result(Outcome.ABORT, None, f"{e.type}: {e.message}")
-        except Exception as e:  # noqa: BLE001 - a stored request that no longer parses is not retryable
-            return Result(Outcome.ABORT, None, f"invalid stored request: {type(e).__name__}: {e}")
-        for req in reqs:
-            res = await self._send_one(req)
-            if res.outcome is not Outcome.SUCCESS:
-                return res
-        return Result(Outcome.SUCCESS, 200, "delivered") if not reqs else res
-
-    async def _send_one(self, req: VendorRequest) -> Result:
-        wire = req.to_wire()
-        try:
-            await self.guard.check(req.url)
-        except Refused as e:
-            return Result(Outcome.ABORT, None, str(e), request=wire)
-        except OSError as e:
-            return Result(Outcome.RETRY, 599, f"cannot resolve destination host: {e}", request=wire)
-        if self.bucket:
-            await self.bucket.take()
-        await self.throttle.wait()
-        attempted = dt.datetime.now(dt.UTC)
-        client = await self.clients.get()
-        try:
-            for quick_retry in (True, False):
-                try:
-                    answer = await send_async(client, req, self.dest.timeout_s)
-                    break
-                except (httpx.ConnectError, httpx.RemoteProtocolError) as e:
-                    # A refused connection or a keep-alive connection closed under us is usually
-                    # momentary (a full listen queue, a server recycling connections): one quick
-                    # retry spares the user's whole queue a full backoff period.
-                    metrics.REQUESTS_SENT.labels(self.name, "error").inc()
-                    if quick_retry:
-                        await asyncio.sleep(0.05 + random.random() * 0.1)
-                        continue
-                    c = classify_exception(e)
-                    return Result(c.outcome, c.status, c.reason, request=wire, attempted_at=attempted)
-                except (httpx.HTTPError, OSError) as e:
-                    c = classify_exception(e)
-                    metrics.REQUESTS_SENT.labels(self.name, "error").inc()
-                    return Result(c.outcome, c.status, c.reason, request=wire, attempted_at=attempted)
-        finally:
-            self.clients.put_nowait(client)
-        metrics.REQUESTS_SENT.labels(self.name, str(answer.status)).inc()
-        telemetry.observe(self, req, answer)
-        c: Classification = self.connector.classify(answer.status, answer.headers, answer.body)
-        if c.outcome is Outcome.THROTTLE:
-            self.throttle.hit(c.retry_after)
-        elif c.outcome is Outcome.SUCCESS:
-            self.throttle.ok()
-        body = answer.body[:_SNIPPET].decode("utf-8", "replace")
-        return Result(c.outcome, c.status, c.reason, c.retry_after, wire, body, attempted)
-
-    async def _send_batched(self, jobs: list[Job]) -> dict[int, Result]:
-        """Merge the round's requests per the spec's batching; a batch's outcome applies to its jobs."""
-        results: dict[int, Result] = {}
-        flat: list[VendorRequest] = []
-        owner: list[int] = []
-        parts: dict[int, int] = {}
+    # -- chains (one request per job at a time) ---------------------------------------------------
+    def _start_chains(self, jobs: list[Job]) -> int:
         for j in jobs:
-            try:
-                reqs = self._requests(j)
-            except SluiceError as e:
-                results[j.id] = Result(Outcome.ABORT, None, f"{e.type}: {e.message}")
+            self.claimed[j.id] = j
+            if not self.ordering:
+                self._spawn(self._run_chain(deque([j]), None))
                 continue
-            except Exception as e:  # noqa: BLE001
-                results[j.id] = Result(
-                    Outcome.ABORT, None, f"invalid stored request: {type(e).__name__}: {e}"
-                )
+            chain = self.chains.get(j.user)
+            if chain is not None:
+                chain.append(j)  # the user's chain is running: the job goes after their earlier ones
                 continue
-            if not reqs:
-                results[j.id] = Result(Outcome.SUCCESS, 200, "nothing to send")
-            parts[j.id] = len(reqs)
-            for r in reqs:
-                flat.append(r)
-                owner.append(j.id)
-        groups = self.connector.batch(flat, self.dest.config) if flat else []
-        by_id = {j.id: j for j in jobs}
-        done_parts: dict[int, int] = {}
-        stopped_users: set[str] = set()
+            chain = self.chains[j.user] = deque([j])
+            self._spawn(self._run_chain(chain, j.user))
+        return len(jobs)
 
-        async def send_group(indices: list[int], req: VendorRequest) -> None:
-            job_ids = list(dict.fromkeys(owner[i] for i in indices))
-            if self.ordering and any(by_id[i].user in stopped_users for i in job_ids):
-                return  # an earlier batch of one of these users failed: leave them pending
-            if any(i in results and results[i].outcome is not Outcome.SUCCESS for i in job_ids):
-                return
-            if self.throttle.active:
-                return
-            res = await self._send_one(req)
-            if res.outcome is Outcome.SUCCESS:
-                for i in job_ids:
-                    done_parts[i] = done_parts.get(i, 0) + sum(1 for x in indices if owner[x] == i)
-                    if done_parts[i] >= parts[i]:
-                        results[i] = res
-                return
-            if res.outcome is Outcome.ABORT:
-                for i in job_ids:
-                    results[i] = res
-                return
-            # Retry/throttle: the first job of each user carries the failure, the rest stay pending.
-            for i in job_ids:
-                u = by_id[i].user
-                if not self.ordering or u not in stopped_users:
-                    results[i] = res
-                    stopped_users.add(u)
+    async def _run_chain(self, chain: deque[Job], user: str | None) -> None:
+        try:
+            while chain and not self.draining:
+                j = chain[0]
+                res = await self.sender.send_job(j)
+                chain.popleft()
+                if self._done(j, res) == "failed" and self.ordering:
+                    break
+        finally:
+            for j in chain:  # left pending: the user is blocked now, or the shard is being let go
+                self.claimed.pop(j.id, None)
+            chain.clear()
+            if user is not None and self.chains.get(user) is chain:
+                del self.chains[user]
+            self.progress.set()
 
-        if self.ordering:
-            for indices, req in groups:
-                await send_group(indices, req)
-        else:
-            await asyncio.gather(*(send_group(i, r) for i, r in groups))
-        # Jobs whose every part was not confirmed are left pending (not in results).
-        return {
-            i: r
-            for i, r in results.items()
-            if r.outcome is not Outcome.SUCCESS or done_parts.get(i, 0) >= parts.get(i, 0)
-        }
+    # -- batches ----------------------------------------------------------------------------------
+    def _start_batch(self, jobs: list[Job]) -> int:
+        batch: list[Job] = []
+        for j in jobs:
+            if self.ordering and self.active_users[j.user]:
+                self.waiting.add(j.user)  # an earlier job of theirs is in a batch in flight
+                continue
+            batch.append(j)
+        for j in batch:
+            self.claimed[j.id] = j
+            self.active_users[j.user] += 1
+        if batch:
+            self._spawn(self._run_batch(batch))
+        return len(batch)
 
-    def _redact(self, request: dict[str, Any]) -> str:
-        """The request as JSON for the dead-letter store, with credentials replaced by ``***``."""
-        req = dict(request)
-        req["headers"] = {
-            k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in (req.get("headers") or {}).items()
-        }
-        text = json.dumps(req)
-        for secret in self.secrets:
-            if len(secret) >= 4:
-                text = text.replace(json.dumps(secret)[1:-1], "***")
-        return text
+    async def _run_batch(self, jobs: list[Job]) -> None:
+        try:
+            results = await self.sender.send_batch(jobs, self.ordering, lambda: self.draining)
+        except Exception as e:  # noqa: BLE001 - send_batch catches per job; this is a last resort
+            self.sender.log_unexpected("while sending a batch")
+            failure = Result(Outcome.RETRY, None, f"unexpected error: {type(e).__name__}: {e}")
+            results = {j.id: failure for j in jobs}
+        try:
+            for j in jobs:
+                r = results.get(j.id)
+                if r is not None:
+                    self._done(j, r)
+                    continue
+                self.claimed.pop(j.id, None)  # left pending: read again as backlog once released
+                if j.user not in self.blocked:
+                    self.released.add(j.user)
+            for j in jobs:
+                self.active_users[j.user] -= 1
+                if self.active_users[j.user] <= 0:
+                    del self.active_users[j.user]
+                    if j.user in self.waiting:
+                        self.waiting.discard(j.user)
+                        if j.user not in self.blocked:
+                            self.released.add(j.user)
+        finally:
+            self.progress.set()
 
-    # -- recording --------------------------------------------------------------------------------
+    # -- outcomes ---------------------------------------------------------------------------------
     def _delay(self, attempts: int, retry_after: float | None) -> float:
         p = self.dest.retry
         base = min(p.max_backoff_s, p.initial_s * (2 ** max(0, attempts - 1)))
         base *= 1 + random.uniform(-p.jitter, p.jitter)
         return max(base, retry_after or 0.0)
 
-    async def _record(self, jobs: list[Job], results: dict[int, Result]) -> None:
+    def _done(self, j: Job, r: Result) -> str:
+        """Decide the job's new state now (so ordering holds before it is written) and queue the write."""
         now = dt.datetime.now(dt.UTC)
+        attempts = j.attempts + (0 if r.deferred else 1)
+        next_at = now
+        reason = r.reason  # a batch shares one Result between its jobs: never modify it
+        if r.outcome is Outcome.SUCCESS:
+            state = "succeeded"
+        elif r.outcome is Outcome.ABORT:
+            state = "aborted"
+        elif r.deferred:
+            state = "failed"
+            next_at = now + dt.timedelta(seconds=r.retry_after or 1.0)
+        else:
+            p = self.dest.retry
+            age = (now - (j.first_attempt_at or r.attempted_at)).total_seconds()
+            if age >= p.max_age_s and attempts >= p.min_attempts:
+                state = "aborted"
+                reason = f"gave up after {attempts} attempts over {int(age)} s; last error: {reason}"
+            else:
+                state = "failed"
+                next_at = now + dt.timedelta(seconds=self._delay(attempts, r.retry_after))
+        if not self.outcomes:
+            self.outcomes_since = time.monotonic()
+        if state != "succeeded":
+            reason = self.secrets.redact_text(reason)
+            if not r.deferred:
+                self.failures.record(state, reason)
+        self.outcomes.append((j, r, state, attempts, next_at, reason))
+        if self.ordering:
+            if state == "failed":
+                self.blocked.add(j.user)
+                self.released.discard(j.user)
+            elif j.user in self.blocked:
+                self.blocked.discard(j.user)
+                self.released.add(j.user)
+        if state == "succeeded":
+            self.delivered += 1
+        self.progress.set()
+        return state
+
+    async def _flush(self) -> None:
+        """Write every outcome queued so far: an UPDATE for the jobs delivered by each distinct answer
+        (usually one), one for the others, one INSERT for the dead letters; in one transaction."""
+        if not self.outcomes:
+            return
+        batch = self.outcomes
+        self.outcomes = []
         u: dict[str, list[Any]] = {
             k: [] for k in ("ids", "states", "attempts", "next_at", "attempted_at", "statuses", "errors")
         }
         dl: dict[str, list[Any]] = {k: [] for k in ("ids", "requests", "statuses", "responses", "reasons")}
-        p = self.dest.retry
-        unsent_users: set[str] = set()
-        for j in jobs:
-            r = results.get(j.id)
-            if r is None:
-                unsent_users.add(j.user)
+        succeeded: dict[tuple[int | None, dt.datetime, int], list[int]] = {}
+        for j, r, state, attempts, next_at, reason in batch:
+            if state == "succeeded":
+                succeeded.setdefault((r.status, r.attempted_at, attempts), []).append(j.id)
                 continue
-            attempts = j.attempts + 1
-            next_at = now
-            if r.outcome is Outcome.SUCCESS:
-                state = "succeeded"
-            elif r.outcome is Outcome.ABORT:
-                state = "aborted"
-            else:
-                first = j.first_attempt_at or r.attempted_at
-                age = (now - first).total_seconds()
-                if age >= p.max_age_s and attempts >= p.min_attempts:
-                    state = "aborted"
-                    r.reason = f"gave up after {attempts} attempts over {int(age)} s; last error: {r.reason}"
-                else:
-                    state = "failed"
-                    next_at = now + dt.timedelta(seconds=self._delay(attempts, r.retry_after))
             u["ids"].append(j.id)
             u["states"].append(state)
             u["attempts"].append(attempts)
             u["next_at"].append(next_at)
-            u["attempted_at"].append(r.attempted_at)
+            u["attempted_at"].append(None if r.deferred else r.attempted_at)
             u["statuses"].append(r.status)
-            u["errors"].append(None if state == "succeeded" else r.reason[:2000])
-            metrics.DELIVERIES.labels(self.name, state).inc()
+            u["errors"].append(None if state == "succeeded" else reason[:2000])
             if state == "aborted":
                 dl["ids"].append(j.id)
-                dl["requests"].append(self._redact(r.request) if r.request is not None else None)
+                dl["requests"].append(
+                    json.dumps(self.secrets.redact(r.request)) if r.request is not None else None
+                )
                 dl["statuses"].append(r.status)
-                dl["responses"].append(r.response)
-                dl["reasons"].append(r.reason[:2000])
-                metrics.DEAD_LETTERS.labels(self.name, "delivery").inc()
-            if self.ordering:
-                if state == "failed":
-                    self.blocked.add(j.user)
-                    self.released.discard(j.user)
-                elif j.user in self.blocked:
-                    self.blocked.discard(j.user)
-                    self.released.add(j.user)
-            if state == "succeeded":
-                self.delivered += 1
-        if u["ids"]:
-            try:
-                await self._write(u, dl)
-            except (psycopg.Error, OSError):
-                # Keep what the vendor already answered; it is written before anything is read
-                # again, so a database outage does not turn into duplicate deliveries.
-                self._unwritten.append((u, dl))
-                raise
-        for user in unsent_users:
-            if user not in self.blocked:
-                self.released.add(user)
-        if not self.ordering and unsent_users:
-            # Unordered: simply read again from the first job left unsent.
-            first_unsent = min(j.id for j in jobs if j.id not in results)
-            self.cursor = min(self.cursor, first_unsent - 1)
-            self.released.clear()
+                dl["responses"].append(self.secrets.redact_text(r.response) if r.response else r.response)
+                dl["reasons"].append(reason[:2000])
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                for (status, at, attempts), ids in succeeded.items():
+                    ids_text = "{" + ",".join(map(str, ids)) + "}"
+                    params = {"ids": ids_text, "status": status, "attempted_at": at, "attempts": attempts}
+                    await conn.execute(q("router_succeeded"), params)
+                if u["ids"]:
+                    await conn.execute(q("router_update"), u)
+                if dl["ids"]:
+                    await conn.execute(q("router_dead_letters"), dl)
+        except BaseException:
+            # Keep what the vendor already answered: it is written before anything is read again, so
+            # a database outage does not turn into duplicate deliveries.
+            self.outcomes = batch + self.outcomes
+            raise
+        states = Counter(state for _, _, state, _, _, _ in batch)
+        for state, n in states.items():
+            metrics.DELIVERIES.labels(self.name, state).inc(n)
+        if states["aborted"]:
+            metrics.DEAD_LETTERS.labels(self.name, "delivery").inc(states["aborted"])
+        for j, *_ in batch:
+            self.claimed.pop(j.id, None)
 
 
-async def _sleep_or(stopping: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
-    """Sleep ``seconds``, or less if ``stopping`` (or ``wake``) is set."""
-    waits = [asyncio.ensure_future(stopping.wait())]
-    if wake is not None:
-        waits.append(asyncio.ensure_future(wake.wait()))
+async def _sleep_or(stopping: asyncio.Event, seconds: float, *wakes: asyncio.Event) -> None:
+    """Sleep ``seconds``, or less if ``stopping`` (or one of ``wakes``) is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in (stopping, *wakes)]
     try:
         await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -377,21 +377,28 @@ class DestinationSpec(_Strict):
     def secret_values(self, config: dict[str, Any]) -> list[str]:
         """Every value in ``config`` the settings schema marks ``secret: true``: top-level settings, and
         properties of nested objects and of list rows (Slack's per-channel webhook URLs), longest first."""
-        found: set[str] = set()
-        _collect_secrets(self.settings or {}, config, found, False)
-        return sorted(found, key=len, reverse=True)
+        return sorted(set(self.secret_paths(config).values()), key=len, reverse=True)
+
+    def secret_paths(self, config: dict[str, Any]) -> dict[str, str]:
+        """The same values keyed by where they sit in ``config`` (``channels.0.webhookUrl``): a stable
+        name the router uses to put a sealed credential back from the destination's current config."""
+        found: dict[str, str] = {}
+        _collect_secrets(self.settings or {}, config, found, False, "")
+        return found
 
 
-def _collect_secrets(schema: Any, value: Any, out: set[str], secret: bool, depth: int = 0) -> None:
+def _collect_secrets(
+    schema: Any, value: Any, out: dict[str, str], secret: bool, path: str, depth: int = 0
+) -> None:
     if depth > 16 or not isinstance(schema, dict):
         return
     secret = secret or bool(schema.get("secret"))
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         for k, v in value.items():
-            _collect_secrets(props.get(k) or {}, v, out, secret, depth + 1)
+            _collect_secrets(props.get(k) or {}, v, out, secret, f"{path}.{k}" if path else str(k), depth + 1)
     elif isinstance(value, list):
-        for v in value:
-            _collect_secrets(schema.get("items") or {}, v, out, secret, depth + 1)
+        for i, v in enumerate(value):
+            _collect_secrets(schema.get("items") or {}, v, out, secret, f"{path}.{i}", depth + 1)
     elif secret and isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
-        out.add(str(value))
+        out[path] = str(value)

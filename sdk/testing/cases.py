@@ -135,7 +135,7 @@ def load_case(path: Path, integration: str) -> Case:
             or not str(case.classification.get("reason") or "").strip()
         ):
             case.problems.append(
-                f'{path}: response.classification must state what the router should make of this answer as '
+                f"{path}: response.classification must state what the router should make of this answer as "
                 'the vendor documents it: {"outcome": "success"|"retry"|"throttle"|"abort", "reason": "...", '
                 '"doc": "<vendor docs URL>"}'
             )
@@ -148,7 +148,7 @@ def load_case(path: Path, integration: str) -> Case:
     if case.response is None and not case.expect_error:
         case.problems.append(
             f'{path}: give either "response" (the vendor\'s documented success answer: status, '
-            'headers, body) '
+            "headers, body) "
             f'or "expect_error" (e.g. "instrumentation_error")'
         )
     if case.response is not None and not isinstance(case.response.get("status"), int):

@@ -122,8 +122,7 @@ def replay_case(
                     f"{cassette} records {len(cass.data)} request(s) but the connector produced "
                     f"{len(requests)}; "
                     f"if the change is intended run `sluice cassettes build {case.integration}` and "
-                    "review the diff\n"
-                    + _describe_mismatch(requests, cassette, redactor)
+                    "review the diff\n" + _describe_mismatch(requests, cassette, redactor)
                 )
     except CannotOverwriteExistingCassetteException:
         # vcrpy's own message quotes the live, unredacted request: never surface it (secrets in CI logs).

@@ -52,12 +52,26 @@ def test_segment_and_rudder_clients_deliver_every_event_once_in_order(pg_dsn, tm
                 errors.append((repr(exc), len(batch)))
 
             seg = SegmentClient(
-                "e2e-write-key", host=sluice.url, on_error=on_error, max_queue_size=20000,
-                upload_size=100, thread=1, sync_mode=False, gzip=False, max_retries=3,
+                "e2e-write-key",
+                host=sluice.url,
+                on_error=on_error,
+                max_queue_size=20000,
+                upload_size=100,
+                thread=1,
+                sync_mode=False,
+                gzip=False,
+                max_retries=3,
             )
             rud = RudderClient(
-                "e2e-write-key", host=sluice.url, on_error=on_error, max_queue_size=20000,
-                upload_size=100, thread=1, sync_mode=False, gzip=True, max_retries=3,
+                "e2e-write-key",
+                host=sluice.url,
+                on_error=on_error,
+                max_queue_size=20000,
+                upload_size=100,
+                thread=1,
+                sync_mode=False,
+                gzip=True,
+                max_retries=3,
             )
             t0 = time.monotonic()
             sent = _drive(seg, "seg", errors) | _drive(rud, "rud", errors)

@@ -57,7 +57,7 @@ def _connector() -> Connector:
                         "event": {"from": ["event"], "required": True},
                         "token": "settings.token",
                         "note": {"from": ["properties.note"]},
-                    }
+                    },
                 }
             },
         }

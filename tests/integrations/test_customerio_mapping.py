@@ -42,17 +42,31 @@ def test_lookup_by_peer_type_name_and_rudder_type():
 
 
 def test_identify_puts_flat_attributes_with_basic_auth(cio):
-    r = one(cio, {
-        "type": "identify", "userId": "u/77", "anonymousId": "a-1", "timestamp": "2024-03-01T00:00:10.900Z",
-        "traits": {"plan": "pro", "anonymousId": "dropped", "address": {"city": "Lyon", "zip": "69001"},
-                   "createdAt": "2024-01-01T00:00:00Z"},
-    })
+    r = one(
+        cio,
+        {
+            "type": "identify",
+            "userId": "u/77",
+            "anonymousId": "a-1",
+            "timestamp": "2024-03-01T00:00:10.900Z",
+            "traits": {
+                "plan": "pro",
+                "anonymousId": "dropped",
+                "address": {"city": "Lyon", "zip": "69001"},
+                "createdAt": "2024-01-01T00:00:00Z",
+            },
+        },
+    )
     assert r.method == "PUT"
     assert r.url == "https://track.customer.io/api/v1/customers/u%2F77"
     assert r.headers["Authorization"] == "Basic " + base64.b64encode(b"site-abc:key-xyz").decode()
     assert r.json_body == {
-        "plan": "pro", "city": "Lyon", "zip": "69001", "created_at": 1704067200,
-        "_timestamp": 1709251210, "anonymous_id": "a-1",
+        "plan": "pro",
+        "city": "Lyon",
+        "zip": "69001",
+        "created_at": 1704067200,
+        "_timestamp": 1709251210,
+        "anonymous_id": "a-1",
     }
 
 
@@ -75,11 +89,22 @@ def test_eu_datacenter_and_legacy_switch(cio):
 
 
 def test_track_known_and_anonymous(cio):
-    known = one(cio, {"type": "track", "userId": 991, "event": "Quote Sent", "properties": {"total": 20},
-                      "originalTimestamp": "2024-02-02T02:02:02Z"})
+    known = one(
+        cio,
+        {
+            "type": "track",
+            "userId": 991,
+            "event": "Quote Sent",
+            "properties": {"total": 20},
+            "originalTimestamp": "2024-02-02T02:02:02Z",
+        },
+    )
     assert known.url == "https://track.customer.io/api/v1/customers/991/events"
     assert known.json_body == {
-        "name": "Quote Sent", "type": "event", "data": {"total": 20}, "timestamp": 1706839322,
+        "name": "Quote Sent",
+        "type": "event",
+        "data": {"total": 20},
+        "timestamp": 1706839322,
     }
     anon = one(cio, {"type": "track", "userId": "", "anonymousId": "anon-q", "event": "x" * 150})
     assert anon.url == "https://track.customer.io/api/v1/events"
@@ -103,14 +128,26 @@ def test_page_and_screen_names(cio):
 
 def test_device_registration_and_deletion(cio):
     ctx = {"device": {"token": "tok/1", "type": "iPadOS"}}
-    add = one(cio, {"type": "track", "userId": "u1", "event": "Application Opened", "context": ctx,
-                    "timestamp": "2024-01-01T00:00:00Z", "properties": {"build": 7}})
+    add = one(
+        cio,
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Application Opened",
+            "context": ctx,
+            "timestamp": "2024-01-01T00:00:00Z",
+            "properties": {"build": 7},
+        },
+    )
     assert (add.method, add.url) == ("PUT", "https://track.customer.io/api/v1/customers/u1/devices")
     assert add.json_body == {
         "device": {"build": 7, "id": "tok/1", "platform": "ios", "last_used": 1704067200},
     }
     gone = one(cio, {"type": "track", "userId": "u1", "event": "Application Uninstalled", "context": ctx})
-    assert (gone.method, gone.url) == ("DELETE", "https://track.customer.io/api/v1/customers/u1/devices/tok%2F1")
+    assert (gone.method, gone.url) == (
+        "DELETE",
+        "https://track.customer.io/api/v1/customers/u1/devices/tok%2F1",
+    )
     assert gone.json_body is None
     with pytest.raises(InstrumentationError, match="device.token"):
         run(cio, {"type": "track", "anonymousId": "a", "event": "Application Uninstalled", "context": ctx})
@@ -127,11 +164,19 @@ def test_custom_token_event_and_anonymous_install(cio):
 
 
 def test_group_object_relationship(cio):
-    r = one(cio, {"type": "group", "userId": "sam@example.io", "groupId": 42,
-                  "traits": {"name": "Acme", "action": "add_relationships", "objectTypeId": 3}})
+    r = one(
+        cio,
+        {
+            "type": "group",
+            "userId": "sam@example.io",
+            "groupId": 42,
+            "traits": {"name": "Acme", "action": "add_relationships", "objectTypeId": 3},
+        },
+    )
     assert r.url == "https://track.customer.io/api/v2/batch"
     assert r.json_body == {
-        "type": "object", "action": "add_relationships",
+        "type": "object",
+        "action": "add_relationships",
         "identifiers": {"object_id": "42", "object_type_id": "3"},
         "attributes": {"name": "Acme"},
         "cio_relationships": [{"identifiers": {"email": "sam@example.io"}}],
@@ -202,10 +247,14 @@ def test_hostile_events_give_requests_or_typed_errors(event):
 
 def test_reverse_etl_identifier_from_external_id(cio):
     ev = {
-        "type": "identify", "traits": {"tier": "gold"},
-        "context": {"mappedToDestination": True,
-                    "externalId": [{"id": "row@example.org", "identifierType": "email",
-                                    "type": "CUSTOMERIO-customers"}]},
+        "type": "identify",
+        "traits": {"tier": "gold"},
+        "context": {
+            "mappedToDestination": True,
+            "externalId": [
+                {"id": "row@example.org", "identifierType": "email", "type": "CUSTOMERIO-customers"}
+            ],
+        },
     }
     r = one(cio, ev)
     assert r.url.endswith("/api/v1/customers/row%40example.org")

@@ -40,9 +40,7 @@ def test_found_by_rudderstack_type(kl):
     assert load_connector("KLAVIYO").name == "klaviyo"
 
 
-@pytest.mark.parametrize(
-    "version, revision", [("v2", "2024-10-15"), ("v3", "2026-04-15")]
-)
+@pytest.mark.parametrize("version, revision", [("v2", "2024-10-15"), ("v3", "2026-04-15")])
 def test_revision_header_follows_api_version(kl, version, revision):
     (r,) = run(kl, identify({"email": "a@x.io"}), {"privateApiKey": KEY, "apiVersion": version})
     assert r.url == "https://a.klaviyo.com/api/profile-import"
@@ -51,20 +49,49 @@ def test_revision_header_follows_api_version(kl, version, revision):
 
 
 def test_profile_attributes_reserved_names_location_and_other_traits(kl):
-    traits = {"email": "a@x.io", "phone": "+4915112345678", "first_name": "Ada", "lastname": "L",
-              "organization": "Org", "title": "CTO", "image": "https://x.io/a.png", "locale": "de-DE",
-              "address": {"street": "Hauptstr. 1", "city": "Berlin", "state": "BE", "postalCode": "10115",
-                          "country": "DE"},
-              "timezone": "Europe/Berlin", "plan": "pro", "anonymousId": "dropped", "id": "custom-id"}
+    traits = {
+        "email": "a@x.io",
+        "phone": "+4915112345678",
+        "first_name": "Ada",
+        "lastname": "L",
+        "organization": "Org",
+        "title": "CTO",
+        "image": "https://x.io/a.png",
+        "locale": "de-DE",
+        "address": {
+            "street": "Hauptstr. 1",
+            "city": "Berlin",
+            "state": "BE",
+            "postalCode": "10115",
+            "country": "DE",
+        },
+        "timezone": "Europe/Berlin",
+        "plan": "pro",
+        "anonymousId": "dropped",
+        "id": "custom-id",
+    }
     (r,) = run(kl, identify(traits, anonymousId="anon-1"))
     data = r.json_body["data"]
     assert data["type"] == "profile" and data["meta"] == {"patch_properties": {}}
     assert data["attributes"] == {
-        "email": "a@x.io", "phone_number": "+4915112345678", "external_id": "u-1", "anonymous_id": "anon-1",
-        "first_name": "Ada", "last_name": "L", "organization": "Org", "title": "CTO",
-        "image": "https://x.io/a.png", "locale": "de-DE",
-        "location": {"address1": "Hauptstr. 1", "city": "Berlin", "region": "BE", "zip": "10115",
-                     "country": "DE", "timezone": "Europe/Berlin"},
+        "email": "a@x.io",
+        "phone_number": "+4915112345678",
+        "external_id": "u-1",
+        "anonymous_id": "anon-1",
+        "first_name": "Ada",
+        "last_name": "L",
+        "organization": "Org",
+        "title": "CTO",
+        "image": "https://x.io/a.png",
+        "locale": "de-DE",
+        "location": {
+            "address1": "Hauptstr. 1",
+            "city": "Berlin",
+            "region": "BE",
+            "zip": "10115",
+            "country": "DE",
+            "timezone": "Europe/Berlin",
+        },
         "properties": {"plan": "pro", "id": "custom-id"},
     }
 
@@ -77,17 +104,26 @@ def test_klaviyo_profile_id_from_external_id(kl):
 
 
 def test_reverse_etl_row_id_is_the_external_id(kl):
-    event = {"type": "identify", "userId": "ignored", "context": {
-        "mappedToDestination": "true", "traits": {"email": "b@x.io"},
-        "externalId": [{"type": "KLAVIYO-profile_v2", "identifierType": "email", "id": "b@x.io"}]}}
+    event = {
+        "type": "identify",
+        "userId": "ignored",
+        "context": {
+            "mappedToDestination": "true",
+            "traits": {"email": "b@x.io"},
+            "externalId": [{"type": "KLAVIYO-profile_v2", "identifierType": "email", "id": "b@x.io"}],
+        },
+    }
     (r,) = run(kl, event)
     assert r.json_body["data"]["attributes"]["external_id"] == "b@x.io"
 
 
 def test_subscribe_uses_event_list_and_consent_over_settings(kl):
     cfg = {**V2, "listId": "Cfg", "consent": ["sms"]}
-    traits = {"email": "a@x.io", "phone": "+14155550100", "properties": {"subscribe": True, "listId": "Evt",
-                                                                        "consent": "email"}}
+    traits = {
+        "email": "a@x.io",
+        "phone": "+14155550100",
+        "properties": {"subscribe": True, "listId": "Evt", "consent": "email"},
+    }
     _, sub = run(kl, identify(traits), cfg)
     assert sub.url == "https://a.klaviyo.com/api/profile-subscription-bulk-create-jobs"
     assert sub.json_body["data"]["relationships"] == {"list": {"data": {"type": "list", "id": "Evt"}}}
@@ -101,8 +137,10 @@ def test_subscribe_falls_back_to_list_and_consent_settings_and_needs_the_identif
     assert sub.json_body["data"]["relationships"]["list"]["data"]["id"] == "Cfg"
     (profile,) = sub.json_body["data"]["attributes"]["profiles"]["data"]
     # no phone: the SMS channel cannot be subscribed
-    assert profile["attributes"] == {"email": "a@x.io",
-                                     "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}
+    assert profile["attributes"] == {
+        "email": "a@x.io",
+        "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}},
+    }
 
 
 def test_no_list_no_subscription_job(kl):
@@ -116,21 +154,38 @@ def test_unsubscribe_v2_names_no_channel_v3_names_them(kl):
     assert v2.json_body["data"]["attributes"]["profiles"]["data"][0]["attributes"] == {"email": "a@x.io"}
     _, v3 = run(kl, identify(traits), {"privateApiKey": KEY, "apiVersion": "v3"})
     assert v3.json_body["data"]["attributes"]["profiles"]["data"][0]["attributes"] == {
-        "email": "a@x.io", "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}
+        "email": "a@x.io",
+        "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}},
+    }
 
 
 def test_v3_requests_keep_the_2026_04_15_contract(kl):
     cfg = {"privateApiKey": KEY, "apiVersion": "v3", "consent": ["email", "sms"]}
     doc = OPENAPI / "klaviyo-2026-04-15.json"
-    traits = {"email": "a@x.io", "phone": "+14155550100", "plan": "pro",
-              "properties": {"subscribe": False, "listId": "L1"}}
+    traits = {
+        "email": "a@x.io",
+        "phone": "+14155550100",
+        "plan": "pro",
+        "properties": {"subscribe": False, "listId": "L1"},
+    }
     reqs = run(kl, identify(traits), cfg)
     reqs += run(kl, {"type": "track", "event": "Go", "userId": "u", "properties": {"revenue": 2}}, cfg)
-    reqs += run(kl, {"type": "group", "groupId": "L2", "traits": {"subscribe": True},
-                     "context": {"traits": {"email": "a@x.io"}}}, cfg)
-    ops = {"profile_import": "POST /api/profile-import", "events": "POST /api/events",
-           "subscribe": "POST /api/profile-subscription-bulk-create-jobs",
-           "unsubscribe": "POST /api/profile-subscription-bulk-delete-jobs"}
+    reqs += run(
+        kl,
+        {
+            "type": "group",
+            "groupId": "L2",
+            "traits": {"subscribe": True},
+            "context": {"traits": {"email": "a@x.io"}},
+        },
+        cfg,
+    )
+    ops = {
+        "profile_import": "POST /api/profile-import",
+        "events": "POST /api/events",
+        "subscribe": "POST /api/profile-subscription-bulk-create-jobs",
+        "unsubscribe": "POST /api/profile-subscription-bulk-delete-jobs",
+    }
     assert [r.endpoint for r in reqs] == ["profile_import", "unsubscribe", "events", "subscribe"]
     for r in reqs:
         assert load_validator(doc, ops[r.endpoint]).errors(r) == [], r.endpoint
@@ -138,8 +193,13 @@ def test_v3_requests_keep_the_2026_04_15_contract(kl):
 
 def test_flatten_properties_flattens_profile_and_event_properties(kl):
     cfg = {**V2, "flattenProperties": True}
-    event = {"type": "track", "userId": "u", "event": "Go", "context": {"traits": {"pet": {"name": "Rex"}}},
-             "properties": {"cart": {"items": [{"sku": "a"}]}, "tags": ["x"]}}
+    event = {
+        "type": "track",
+        "userId": "u",
+        "event": "Go",
+        "context": {"traits": {"pet": {"name": "Rex"}}},
+        "properties": {"cart": {"items": [{"sku": "a"}]}, "tags": ["x"]},
+    }
     (r,) = run(kl, event, cfg)
     attrs = r.json_body["data"]["attributes"]
     assert attrs["properties"] == {"cart.items[0].sku": "a", "tags": ["x"]}
@@ -157,8 +217,14 @@ def test_enforce_email_as_primary_moves_user_id_to_properties(kl):
 
 
 def test_track_value_time_unique_id_and_invalid_value(kl):
-    event = {"type": "track", "userId": "u", "event": "Paid", "messageId": "m-1",
-             "originalTimestamp": "2024-04-01T10:00:00+02:00", "properties": {"value": "12.5", "note": "x"}}
+    event = {
+        "type": "track",
+        "userId": "u",
+        "event": "Paid",
+        "messageId": "m-1",
+        "originalTimestamp": "2024-04-01T10:00:00+02:00",
+        "properties": {"value": "12.5", "note": "x"},
+    }
     (r,) = run(kl, event)
     attrs = r.json_body["data"]["attributes"]
     assert (attrs["value"], attrs["time"], attrs["unique_id"]) == (12.5, "2024-04-01T08:00:00.000Z", "m-1")
@@ -167,33 +233,67 @@ def test_track_value_time_unique_id_and_invalid_value(kl):
         run(kl, {**event, "properties": {"value": {"price": 9.99}}})
 
 
-@pytest.mark.parametrize("name, metric", [("Product Viewed", "Viewed Product"),
-                                          ("product_clicked", "Viewed Product"),
-                                          ("Product Added", "Added to Cart"),
-                                          ("Checkout Started", "Started Checkout"),
-                                          ("Order Completed", "Order Completed")])
+@pytest.mark.parametrize(
+    "name, metric",
+    [
+        ("Product Viewed", "Viewed Product"),
+        ("product_clicked", "Viewed Product"),
+        ("Product Added", "Added to Cart"),
+        ("Checkout Started", "Started Checkout"),
+        ("Order Completed", "Order Completed"),
+    ],
+)
 def test_ecommerce_metric_names(kl, name, metric):
     (r,) = run(kl, {"type": "track", "userId": "u", "event": name, "properties": {}})
     assert r.json_body["data"]["attributes"]["metric"]["data"]["attributes"]["name"] == metric
 
 
 def test_product_viewed_properties_and_custom_ones_kept(kl):
-    props = {"name": "Kettle", "product_id": "P7", "sku": "S7", "image_url": "i", "url": "u", "brand": "B",
-             "price": 45, "compare_at_price": 50, "categories": ["home"], "color": "red", "currency": "EUR"}
+    props = {
+        "name": "Kettle",
+        "product_id": "P7",
+        "sku": "S7",
+        "image_url": "i",
+        "url": "u",
+        "brand": "B",
+        "price": 45,
+        "compare_at_price": 50,
+        "categories": ["home"],
+        "color": "red",
+        "currency": "EUR",
+    }
     (r,) = run(kl, {"type": "track", "userId": "u", "event": "Product Viewed", "properties": props})
     assert r.json_body["data"]["attributes"]["properties"] == {
-        "color": "red", "ProductName": "Kettle", "ProductID": "P7", "SKU": "S7", "ImageURL": "i", "URL": "u",
-        "Brand": "B", "Price": 45, "CompareAtPrice": 50, "Categories": ["home"]}
+        "color": "red",
+        "ProductName": "Kettle",
+        "ProductID": "P7",
+        "SKU": "S7",
+        "ImageURL": "i",
+        "URL": "u",
+        "Brand": "B",
+        "Price": 45,
+        "CompareAtPrice": 50,
+        "Categories": ["home"],
+    }
     assert "value" not in r.json_body["data"]["attributes"]
 
 
 def test_product_added_item_fields(kl):
-    props = {"name": "Kettle", "product_id": "P7", "quantity": 2, "value": 90,
-             "products": [{"product_id": "P7", "total": 90, "categories": ["home"]}]}
+    props = {
+        "name": "Kettle",
+        "product_id": "P7",
+        "quantity": 2,
+        "value": 90,
+        "products": [{"product_id": "P7", "total": 90, "categories": ["home"]}],
+    }
     (r,) = run(kl, {"type": "track", "userId": "u", "event": "Product Added", "properties": props})
     assert r.json_body["data"]["attributes"]["properties"] == {
-        "$value": 90, "AddedItemProductName": "Kettle", "AddedItemProductID": "P7", "AddedItemQuantity": 2,
-        "items": [{"ProductID": "P7", "RowTotal": 90, "ProductCategories": ["home"]}]}
+        "$value": 90,
+        "AddedItemProductName": "Kettle",
+        "AddedItemProductID": "P7",
+        "AddedItemQuantity": 2,
+        "items": [{"ProductID": "P7", "RowTotal": 90, "ProductCategories": ["home"]}],
+    }
 
 
 def test_screen_metric_is_the_screen_name(kl):
@@ -203,17 +303,41 @@ def test_screen_metric_is_the_screen_name(kl):
 
 def test_legacy_revision_for_configs_without_api_version(kl):
     cfg = {"privateApiKey": KEY}
-    event = {"type": "track", "userId": "u", "event": "Go", "context": {"traits": {
-        "email": "a@x.io", "phone": "5550100", "firstName": "Ada", "city": "Oslo", "anonymousId": "x"}},
-        "properties": {"revenue": 3}}
+    event = {
+        "type": "track",
+        "userId": "u",
+        "event": "Go",
+        "context": {
+            "traits": {
+                "email": "a@x.io",
+                "phone": "5550100",
+                "firstName": "Ada",
+                "city": "Oslo",
+                "anonymousId": "x",
+            }
+        },
+        "properties": {"revenue": 3},
+    }
     (r,) = run(kl, event, cfg)
     assert r.headers["revision"] == "2023-02-22"
     # the legacy revision takes any phone text (no E.164 check)
-    assert r.json_body == {"data": {"type": "event", "attributes": {
-        "metric": {"name": "Go"},
-        "profile": {"$email": "a@x.io", "$phone_number": "5550100", "$id": "u", "$first_name": "Ada",
-                    "$city": "Oslo"},
-        "properties": {}, "value": 3}}}
+    assert r.json_body == {
+        "data": {
+            "type": "event",
+            "attributes": {
+                "metric": {"name": "Go"},
+                "profile": {
+                    "$email": "a@x.io",
+                    "$phone_number": "5550100",
+                    "$id": "u",
+                    "$first_name": "Ada",
+                    "$city": "Oslo",
+                },
+                "properties": {},
+                "value": 3,
+            },
+        }
+    }
 
 
 def test_legacy_identify_upserts_with_the_2024_10_15_profile_import(kl):
@@ -222,8 +346,13 @@ def test_legacy_identify_upserts_with_the_2024_10_15_profile_import(kl):
 
 
 def test_group_subscribe_and_unsubscribe(kl):
-    event = {"type": "group", "groupId": "L9", "userId": "u", "traits": {"subscribe": True, "consent": "sms"},
-             "context": {"traits": {"email": "a@x.io", "phone": "+14155550100"}}}
+    event = {
+        "type": "group",
+        "groupId": "L9",
+        "userId": "u",
+        "traits": {"subscribe": True, "consent": "sms"},
+        "context": {"traits": {"email": "a@x.io", "phone": "+14155550100"}},
+    }
     (sub,) = run(kl, event)
     attrs = sub.json_body["data"]["attributes"]["profiles"]["data"][0]["attributes"]
     assert attrs["subscriptions"] == {"sms": {"marketing": {"consent": "SUBSCRIBED"}}}
@@ -231,18 +360,30 @@ def test_group_subscribe_and_unsubscribe(kl):
     assert unsub.url.endswith("/profile-subscription-bulk-delete-jobs")
     (legacy,) = run(kl, event, {"privateApiKey": KEY, "apiVersion": "v1"})
     assert legacy.json_body["data"]["attributes"] == {
-        "list_id": "L9", "subscriptions": [{"email": "a@x.io", "phone_number": "+14155550100"}]}
+        "list_id": "L9",
+        "subscriptions": [{"email": "a@x.io", "phone_number": "+14155550100"}],
+    }
 
 
-@pytest.mark.parametrize("event, message", [
-    ({"type": "group", "groupId": "", "traits": {"subscribe": True},
-      "context": {"traits": {"email": "a@x.io"}}}, "groupId is a required field"),
-    ({"type": "group", "groupId": "L", "context": {"traits": {"email": "a@x.io"}}}, "traits.subscribe"),
-    ({"type": "group", "groupId": "L", "traits": {"subscribe": True}}, "email or phone"),
-    ({"type": "identify", "userId": "u", "traits": {"phone": "0151 1234"}}, "E.164"),
-    ({"type": "track", "userId": "u"}, "need a name"),
-    ({"type": "track", "event": "Go"}, "needs a profile"),
-])
+@pytest.mark.parametrize(
+    "event, message",
+    [
+        (
+            {
+                "type": "group",
+                "groupId": "",
+                "traits": {"subscribe": True},
+                "context": {"traits": {"email": "a@x.io"}},
+            },
+            "groupId is a required field",
+        ),
+        ({"type": "group", "groupId": "L", "context": {"traits": {"email": "a@x.io"}}}, "traits.subscribe"),
+        ({"type": "group", "groupId": "L", "traits": {"subscribe": True}}, "email or phone"),
+        ({"type": "identify", "userId": "u", "traits": {"phone": "0151 1234"}}, "E.164"),
+        ({"type": "track", "userId": "u"}, "need a name"),
+        ({"type": "track", "event": "Go"}, "needs a profile"),
+    ],
+)
 def test_instrumentation_errors(kl, event, message):
     with pytest.raises(InstrumentationError, match=message):
         run(kl, event)
@@ -260,11 +401,25 @@ def test_subscription_jobs_merge_per_list_up_to_100_profiles(kl):
     cfg = {**V2}
     reqs = []
     for i in range(103):
-        reqs += run(kl, {"type": "group", "groupId": "A" if i % 2 else "B", "userId": f"u{i}",
-                         "traits": {"subscribe": True}, "context": {"traits": {"email": f"{i}@x.io"}}}, cfg)
+        reqs += run(
+            kl,
+            {
+                "type": "group",
+                "groupId": "A" if i % 2 else "B",
+                "userId": f"u{i}",
+                "traits": {"subscribe": True},
+                "context": {"traits": {"email": f"{i}@x.io"}},
+            },
+            cfg,
+        )
     out = kl.batch(reqs, cfg)
-    lists = [(r.json_body["data"]["relationships"]["list"]["data"]["id"],
-              len(r.json_body["data"]["attributes"]["profiles"]["data"])) for _, r in out]
+    lists = [
+        (
+            r.json_body["data"]["relationships"]["list"]["data"]["id"],
+            len(r.json_body["data"]["attributes"]["profiles"]["data"]),
+        )
+        for _, r in out
+    ]
     assert sorted(lists) == [("A", 51), ("B", 52)]
     assert sorted(i for idx, _ in out for i in idx) == list(range(103))
     many = reqs * 2  # 206 subscriptions: list B needs two jobs
@@ -279,16 +434,34 @@ def test_events_and_profile_upserts_are_not_merged(kl):
 
 def test_patch_operations_named_in_the_integrations_object(kl):
     # Klaviyo's meta.patch_properties (append / unappend / unset) for the traits the event names
-    opts = {"Klaviyo": {"fieldsToAppend": ["tags", "missing"], "fieldsToUnappend": ["old_tags"],
-                        "fieldsToUnset": ["legacy_score"]}}
+    opts = {
+        "Klaviyo": {
+            "fieldsToAppend": ["tags", "missing"],
+            "fieldsToUnappend": ["old_tags"],
+            "fieldsToUnset": ["legacy_score"],
+        }
+    }
     traits = {"email": "a@x.io", "tags": "vip", "old_tags": "beta", "legacy_score": 3, "plan": "pro"}
     (r,) = run(kl, identify(traits, integrations=opts))
     data = r.json_body["data"]
-    assert data["meta"] == {"patch_properties": {"append": {"tags": "vip"}, "unappend": {"old_tags": "beta"},
-                                                 "unset": ["legacy_score"]}}
+    assert data["meta"] == {
+        "patch_properties": {
+            "append": {"tags": "vip"},
+            "unappend": {"old_tags": "beta"},
+            "unset": ["legacy_score"],
+        }
+    }
     assert data["attributes"]["properties"] == {"plan": "pro"}
-    (t,) = run(kl, {"type": "track", "userId": "u", "event": "Go", "context": {"traits": traits},
-                    "integrations": {"KLAVIYO": {"fieldsToUnset": "legacy_score"}}})
+    (t,) = run(
+        kl,
+        {
+            "type": "track",
+            "userId": "u",
+            "event": "Go",
+            "context": {"traits": traits},
+            "integrations": {"KLAVIYO": {"fieldsToUnset": "legacy_score"}},
+        },
+    )
     profile = t.json_body["data"]["attributes"]["profile"]["data"]["attributes"]
     assert profile["meta"] == {"patch_properties": {"unset": ["legacy_score"]}}
     assert "legacy_score" not in profile["properties"]

@@ -15,15 +15,22 @@ from sdk.spec.model import DestinationSpec
 def test_nested_objects_join_with_dots_and_plain_lists_stay_lists():
     value = {"friend": {"age": 25, "names": {"first": "Ada", "last": "L"}}, "tags": ["a", "b"], "n": 1}
     assert formats.flatten_indexed(value) == {
-        "friend.age": 25, "friend.names.first": "Ada", "friend.names.last": "L", "tags": ["a", "b"], "n": 1,
+        "friend.age": 25,
+        "friend.names.first": "Ada",
+        "friend.names.last": "L",
+        "tags": ["a", "b"],
+        "n": 1,
     }
 
 
 def test_objects_inside_lists_are_indexed_like_javascript_paths():
     value = {"items": [{"sku": "a", "dims": {"w": 2}}, {"sku": "b"}], "grid": [[1, 2], [3]]}
     assert formats.flatten_indexed(value) == {
-        "items[0].sku": "a", "items[0].dims.w": 2, "items[1].sku": "b",
-        "grid[0]": [1, 2], "grid[1]": [3],
+        "items[0].sku": "a",
+        "items[0].dims.w": 2,
+        "items[1].sku": "b",
+        "grid[0]": [1, 2],
+        "grid[1]": [3],
     }
 
 
@@ -50,12 +57,22 @@ def test_too_deep_is_a_format_error():
 
 def test_in_a_spec_with_rest():
     spec = {
-        "spec_version": 2, "name": "demo", "display_name": "Demo", "event_types": ["track"],
+        "spec_version": 2,
+        "name": "demo",
+        "display_name": "Demo",
+        "event_types": ["track"],
         "endpoints": {"events": {"url": "https://api.demo.io/v1/events"}},
-        "mappings": {"track": {"endpoint": "events", "body": {"object": {
-            "value": "properties.revenue",
-            "props": {"rest": "properties", "format": ["flatten_indexed"]},
-        }}}},
+        "mappings": {
+            "track": {
+                "endpoint": "events",
+                "body": {
+                    "object": {
+                        "value": "properties.revenue",
+                        "props": {"rest": "properties", "format": ["flatten_indexed"]},
+                    }
+                },
+            }
+        },
     }
     conn = Connector(DestinationSpec.model_validate(spec))
     event = {"type": "track", "event": "Paid", "properties": {"revenue": 3, "cart": {"items": [{"id": 1}]}}}

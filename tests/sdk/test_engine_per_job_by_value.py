@@ -9,9 +9,15 @@ from sdk.classify import PerJob, ResponseMatch, ResponseRule, classify_response
 RULE = ResponseRule(
     when=ResponseMatch(status=[200]),
     outcome="success",
-    per_job=PerJob(items="events", wrapped=True,
-                   by_value={"invalidEmails": "email", "failedUpdates.notFoundUserIds": "userId",
-                             "disallowedEventNames": "eventName"}),
+    per_job=PerJob(
+        items="events",
+        wrapped=True,
+        by_value={
+            "invalidEmails": "email",
+            "failedUpdates.notFoundUserIds": "userId",
+            "disallowedEventNames": "eventName",
+        },
+    ),
 )
 
 
@@ -20,10 +26,19 @@ def _classify(body, request, jobs):
 
 
 def test_items_whose_field_holds_a_listed_value_fail_the_others_succeed():
-    request = {"events": [{"email": "a@x.io", "eventName": "Go"}, {"email": "bad", "eventName": "Go"},
-                          {"userId": "u9", "eventName": "Go"}, {"email": "c@x.io", "eventName": "Blocked"}]}
-    body = {"invalidEmails": ["bad"], "failedUpdates": {"notFoundUserIds": ["u9"]},
-            "disallowedEventNames": ["Blocked"]}
+    request = {
+        "events": [
+            {"email": "a@x.io", "eventName": "Go"},
+            {"email": "bad", "eventName": "Go"},
+            {"userId": "u9", "eventName": "Go"},
+            {"email": "c@x.io", "eventName": "Blocked"},
+        ]
+    }
+    body = {
+        "invalidEmails": ["bad"],
+        "failedUpdates": {"notFoundUserIds": ["u9"]},
+        "disallowedEventNames": ["Blocked"],
+    }
     c = _classify(body, request, 4)
     assert [j.outcome.value for j in c.jobs] == ["success", "abort", "abort", "abort"]
     assert "invalidEmails: bad" in c.jobs[1].reason

@@ -101,8 +101,12 @@ def test_reference_example(name: str, ex: dict[str, Any], backend: str) -> None:
 
         r = ex["response"]
         got = classify_response(
-            r["status"], r.get("headers") or {}, r.get("body"), _connector(ex).spec.responses,
-            request=ex.get("request"), jobs=ex.get("jobs"),
+            r["status"],
+            r.get("headers") or {},
+            r.get("body"),
+            _connector(ex).spec.responses,
+            request=ex.get("request"),
+            jobs=ex.get("jobs"),
         )
         want = ex["classified"]
         assert got.outcome.value == want["outcome"], got.reason

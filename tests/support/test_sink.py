@@ -14,8 +14,9 @@ from support.sink import Sink, message_id_counts, order_violations
 def test_records_deliveries_and_applies_rules_by_match_and_time():
     with Sink() as sink, httpx.Client() as c:
         sink.respond(400, match=lambda path, body: isinstance(body, dict) and body.get("bad"))
-        temp = sink.respond(503, seconds=0.3, match=lambda path, body: path == "/down",
-                            headers={"Retry-After": "1"})
+        temp = sink.respond(
+            503, seconds=0.3, match=lambda path, body: path == "/down", headers={"Retry-After": "1"}
+        )
         assert c.post(sink.url("/hook"), json={"messageId": "a"}).status_code == 200
         assert c.post(sink.url("/hook"), json={"messageId": "b", "bad": True}).status_code == 400
         r = c.post(sink.url("/down"), json={"messageId": "c"})
