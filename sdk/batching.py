@@ -1,9 +1,10 @@
 """Merge mapped requests into vendor batches, within the spec's limits.
 
-Only requests that would go to the same place the same way (method, URL, headers, params) and
-under the same batching rules merge, and order is kept: the router relies on it for per-user
-ordering. The rules come from the spec: the spec-wide ``batching`` block, or an endpoint's own
-``batch`` block (per-array caps, a wrapping envelope, another URL for merged uploads).
+Only requests that would go to the same place the same way (method, URL, headers, params, and the
+body fields an endpoint's ``group_by`` names) and under the same batching rules merge, and order is
+kept: the router relies on it for per-user ordering. The rules come from the spec: the spec-wide
+``batching`` block, or an endpoint's own ``batch`` block (per-array caps, a wrapping envelope, another
+URL for merged uploads, envelope fields that must agree).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class BatchPlan:
     lists: dict[tuple[str, ...], int | None] | None
     wrap: str | None = None
     merged_url: str | None = None
+    group_by: tuple[tuple[str, ...], ...] = ()
 
     @classmethod
     def from_batching(cls, b: Batching) -> BatchPlan:
@@ -40,7 +42,8 @@ class BatchPlan:
         lists: dict[tuple[str, ...], int | None] | None = {split_path(k): v for k, v in b.lists.items()}
         if b.wrap:
             lists = {(b.wrap,): b.max_events}
-        return cls(f"endpoint:{name}", b.max_events, b.max_bytes, lists or None, b.wrap, merged_url)
+        group_by = tuple(split_path(p) for p in b.group_by)
+        return cls(f"endpoint:{name}", b.max_events, b.max_bytes, lists or None, b.wrap, merged_url, group_by)
 
 
 @dataclass
@@ -52,8 +55,15 @@ class _Group:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def _route_key(plan: BatchPlan, r: VendorRequest) -> str:
-    return json.dumps([plan.name, r.method, r.url, r.headers, r.params], sort_keys=True, default=str)
+def _route_key(plan: BatchPlan, r: VendorRequest, mapped_body: Any) -> str:
+    key: list[Any] = [plan.name, r.method, r.url, r.headers, r.params]
+    if plan.group_by:
+        key.append([_or_none(get_path(mapped_body, p)) for p in plan.group_by])
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def _or_none(v: Any) -> Any:
+    return None if v is MISSING else v
 
 
 def _parts(body: Any, plan: BatchPlan) -> dict[tuple[str, ...], list[Any]] | None:
@@ -108,13 +118,14 @@ def merge_planned(
         if plan is None or r.body_kind != "json":
             out.append(([i], r))
             continue
+        mapped_body = r.json_body
         if plan.wrap:
-            r = r.model_copy(update={"json_body": {plan.wrap: [r.json_body]}})
+            r = r.model_copy(update={"json_body": {plan.wrap: [mapped_body]}})
         parts = _parts(r.json_body, plan)
         if parts is None or plan.max_events <= 1:
             out.append(([i], r))
             continue
-        key = _route_key(plan, r)
+        key = _route_key(plan, r, mapped_body)
         size = len(r.body_bytes())
         entry = groups.get(key)
         if entry is not None:

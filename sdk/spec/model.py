@@ -47,8 +47,10 @@ class EndpointBatch(_Strict):
     """Batching rules of one endpoint, where they differ from the spec-wide ``batching`` block.
 
     Vendors cap each array of a bulk body separately (Braze: 75 events and 75 purchases per
-    request), take merged uploads on another URL (Amplitude's /batch), or want even a single
-    operation wrapped in an envelope (Customer.io's ``{"batch": [...]}``).
+    request), take merged uploads on another URL (Amplitude's /batch), want even a single
+    operation wrapped in an envelope (Customer.io's ``{"batch": [...]}``), or read envelope fields
+    that apply to every item (TikTok's ``test_event_code``): ``group_by`` keeps requests whose
+    values there differ apart.
     """
 
     max_events: int = Field(default=1, ge=1, description="mapped requests merged into one, at most")
@@ -64,6 +66,11 @@ class EndpointBatch(_Strict):
     )
     merged_endpoint: str | None = Field(
         default=None, description="endpoint whose URL a merged request (2 or more) is sent to"
+    )
+    group_by: list[str] = Field(
+        default_factory=list,
+        description="body paths whose values must be equal for requests to merge (envelope fields that apply "
+        "to the whole request, e.g. a test-event code)",
     )
 
 
