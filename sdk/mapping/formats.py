@@ -657,6 +657,33 @@ def flatten(v: Any, sep: Any = None) -> Any:
     return out
 
 
+def _flatten_paths(prefix: str, v: Any, out: dict, depth: int) -> None:
+    if depth > 64:
+        raise FormatError("object nested more than 64 levels deep cannot be flattened")
+    if isinstance(v, dict) and v:
+        for k, x in v.items():
+            _flatten_paths(f"{prefix}.{k}" if prefix else str(k), x, out, depth + 1)
+    elif isinstance(v, list) and v and prefix:
+        for i, x in enumerate(v):
+            _flatten_paths(f"{prefix}[{i}]", x, out, depth + 1)
+    else:
+        out[prefix] = v
+
+
+@register(
+    "flatten_paths",
+    "Nested keys as JavaScript-style paths, dots for objects and [i] for list positions: "
+    "{a: {b: [1]}} -> {a.b[0]: 1}",
+    example=({"a": {"b": [1]}, "c": 2}, None, {"a.b[0]": 1, "c": 2}),
+)
+def flatten_paths(v: Any, _: Any = None) -> Any:
+    if not isinstance(v, dict):
+        return v
+    out: dict[str, Any] = {}
+    _flatten_paths("", v, out, 0)
+    return out
+
+
 @register(
     "scalars",
     "An object without its object and list values (e.g. for query parameters)",

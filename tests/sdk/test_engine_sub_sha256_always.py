@@ -90,3 +90,4 @@ def test_a_bad_sub_argument_is_an_instrumentation_error_naming_the_field():
     conn = _connector({"x": {"from": "event", "format": [{"sub": "no-list"}]}})
     with pytest.raises(InstrumentationError, match="x"):
         conn.transform({"type": "track", "event": "Go"}, {}, TransformContext.at("2024-05-01T12:00:00Z"))
+
