@@ -135,6 +135,25 @@ def replace(v: Any, arg: Any = None) -> Any:
     return v.replace(str(arg[0]), str(arg[1]))
 
 
+@register(
+    "sub",
+    "Replace every match of a regular expression: sub(['[^0-9]', '']); normalising identifiers before "
+    "hashing (no spaces, no punctuation, no leading zeros)",
+    per_element=True,
+    example=("0049 (151) 2", ["^0+|\\D", ""], "491512"),
+)
+def sub(v: Any, arg: Any = None) -> Any:
+    if not isinstance(arg, list | tuple) or len(arg) != 2:
+        raise FormatError("sub takes a list of two texts: [regular expression, replacement]")
+    if not isinstance(v, str):
+        return v
+    try:
+        rx = _key_pattern(str(arg[0]))
+    except re.error as e:
+        raise FormatError(f"sub: bad regular expression {arg[0]!r}: {e}") from e
+    return rx.sub(str(arg[1]).replace("\\", "\\\\"), v)
+
+
 @register("prefix", "Put text before the value", example=("42", "user_", "user_42"))
 def prefix(v: Any, arg: Any = None) -> Any:
     return f"{'' if arg is None else arg}{to_string(v)}"
@@ -413,14 +432,17 @@ def tz_offset(v: Any, _: Any = None) -> Any:
 # -- hashing and encodings ----------------------------------------------------------------------------
 @register(
     "sha256",
-    "SHA-256 hex of the text, leaving values that already are SHA-256 hex alone",
+    "SHA-256 hex of the text, leaving values that already are SHA-256 hex alone; sha256('always') hashes "
+    "them too (for vendors whose setting says every value sent is raw)",
     per_element=True,
     example=("a@b.c", None, hashlib.sha256(b"a@b.c").hexdigest()),
 )
-def sha256(v: Any, _: Any = None) -> Any:
+def sha256(v: Any, mode: Any = None) -> Any:
     s = to_string(v)
-    if len(s) == 64 and _HEX64.match(s.lower()):
+    if mode is None and len(s) == 64 and _HEX64.match(s.lower()):
         return s.lower()
+    if mode not in (None, "always"):
+        raise FormatError(f"sha256 takes no argument or 'always', got {mode!r}")
     return hashlib.sha256(s.encode()).hexdigest()
 
 

@@ -49,8 +49,9 @@ class EndpointBatch(_Strict):
     Vendors cap each array of a bulk body separately (Braze: 75 events and 75 purchases per
     request), take merged uploads on another URL (Amplitude's /batch), want even a single
     operation wrapped in an envelope (Customer.io's ``{"batch": [...]}``), keep an id that must
-    match inside the body (Klaviyo's list of a subscription job: ``group_by``), or ask that every
-    request go to the bulk endpoint so that events keep their order (Iterable: ``deliver_to``).
+    match inside the body (Klaviyo's list of a subscription job, TikTok's ``test_event_code``:
+    ``group_by``), or ask that every request go to the bulk endpoint so that events keep their order
+    (Iterable: ``deliver_to``).
     """
 
     max_events: int = Field(default=1, ge=1, description="mapped requests merged into one, at most")
@@ -75,7 +76,8 @@ class EndpointBatch(_Strict):
     group_by: list[str] = Field(
         default_factory=list,
         description="body paths whose values must be equal for requests to merge (an id the vendor reads "
-        "from the body rather than the URL, e.g. one subscription job per list)",
+        "from the body rather than the URL, e.g. one subscription job per list, or an envelope field "
+        "that applies to the whole request such as a test-event code)",
     )
     deliver_to: str | None = Field(
         default=None,
