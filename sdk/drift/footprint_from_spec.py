@@ -269,15 +269,25 @@ def _responses(spec: DestinationSpec) -> list[ResponseUse]:
     for rule in spec.responses:
         w = rule.when
         statuses = [str(s) for s in (w.status or [])] or ([w.status_class] if w.status_class else ["default"])
-        reads: list[str] = []
-        if w.body_path:
-            reads.append(dotted_to_pointer(w.body_path))
-        if w.body_regex:
-            reads += ["/" + n for n in re.findall(r'"([A-Za-z_$][\w$-]*)"(?:\\s\*)?:', w.body_regex)]
+        reads = _rule_reads(rule)
         for st in statuses:
             r = by_status.setdefault(st, ResponseUse(status=st))
             r.reads = list(dict.fromkeys(r.reads + reads))
     return list(by_status.values())
+
+
+def _rule_reads(rule: Any) -> list[str]:
+    """Response fields one rule looks at: its conditions, the reason it quotes, the items it names."""
+    w = rule.when
+    paths = [w.body_path] if w.body_path else []
+    paths += [c.path for c in w.body]
+    reads = [dotted_to_pointer(p) for p in paths if p and p != "$"]
+    if w.body_regex:
+        reads += ["/" + n for n in re.findall(r'"([A-Za-z_$][\w$-]*)"(?:\\s\*)?:', w.body_regex)]
+    reads += [dotted_to_pointer(p) for p in rule.reason_path]
+    if rule.per_job is not None:
+        reads += [dotted_to_pointer(p) for p in [*rule.per_job.failed, *rule.per_job.by_value]]
+    return list(dict.fromkeys(reads))
 
 
 def delivery_envelope(ep: Endpoint) -> str:
@@ -364,52 +374,135 @@ def footprint_from_spec(spec: DestinationSpec) -> Footprint:
     return fp
 
 
+_SETTING = re.compile(r"^\s*settings\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+def _condition_text(when: Any) -> str:
+    """A condition as a reader names it: ``setting X=true|false`` for a plain setting flag, else its JSON."""
+    if isinstance(when, str) and (m := _SETTING.match(when)):
+        return f"setting {m.group(1)}=true"
+    if isinstance(when, dict) and list(when) == ["not"] and isinstance(when["not"], str):
+        if m := _SETTING.match(when["not"]):
+            return f"setting {m.group(1)}=false"
+    return json.dumps(when, sort_keys=True)
+
+
+def _conditions(node: dict) -> list[str]:
+    return [_condition_text(node["when"])] if "when" in node else []
+
+
+_NAMED = re.compile(r"^\s*(let|vars)\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+def _named(node: Any, scope: dict[str, Any]) -> Any:
+    """The definition a bare ``let.X`` / ``vars.X`` reference stands for (None: not a bare reference)."""
+    m = _NAMED.match(node) if isinstance(node, str) else None
+    return scope.get(f"{m.group(1)}.{m.group(2)}") if m else None
+
+
 def _body_fields(
-    node: Any, pointer: str, when: list[str], source: str, spec: DestinationSpec
+    node: Any,
+    pointer: str,
+    when: list[str],
+    source: str,
+    spec: DestinationSpec,
+    scope: dict[str, Any] | None = None,
+    depth: int = 0,
 ) -> list[FieldUse]:
-    """Leaf fields of a body expression, as pointers with types; unknown shapes stay one opaque field."""
+    """Leaf fields of a body expression, as pointers with types; unknown shapes stay one opaque field.
+
+    Named values (``let``, ``vars``) and spreads of objects the spec writes out (``"...x": {if: ...}``)
+    are followed, so fields a shared block sends are known from the spec alone; a spread of event data
+    (``"...": properties``) adds fields only the data names, which the observed footprint covers.
+    """
+    scope = scope or {}
+    if depth > 24:
+        return []
+    named = _named(node, scope)
+    if named is not None:
+        return _body_fields(named, pointer, when, source, spec, scope, depth + 1)
     if isinstance(node, dict):
         kind = next((k for k in PRIMARY if k in node), None)
-        cond = [json.dumps(node["when"], sort_keys=True)] if "when" in node else []
+        cond = _conditions(node)
         if kind is None or kind == "object":
             fields = node["object"] if kind == "object" else node
             out: list[FieldUse] = []
             for key, sub in fields.items():
-                if not isinstance(key, str) or key.startswith("..."):
-                    continue  # spread: fields known only from the data
+                if not isinstance(key, str):
+                    continue
+                if key.startswith("..."):
+                    out += _spread_fields(sub, pointer, when + cond, f"{source}.{key}", spec, scope, depth)
+                    continue
                 parts = ["*" if "{{" in p else p for p in _KEY_DOTS.split(key)]
                 out += _body_fields(sub, pointer + dotted_to_pointer(".".join(parts)), when + cond,
-                                    f"{source}.{key}", spec)  # fmt: skip
+                                    f"{source}.{key}", spec, scope, depth + 1)  # fmt: skip
             return out
         if kind == "array":
             return [f for i, item in enumerate(node["array"])
                     for f in _body_fields(item, pointer + "/*", when + cond, f"{source}[{i}]",
-                                          spec)]  # fmt: skip
+                                          spec, scope, depth + 1)]  # fmt: skip
         if kind == "each" and "map" in node:
-            return _body_fields(node["map"], pointer + "/*", when + cond, f"{source}.map", spec)
+            return _body_fields(
+                node["map"], pointer + "/*", when + cond, f"{source}.map", spec, scope, depth + 1
+            )
         if kind == "if":
             return [f for branch in ("then", "else") if branch in node
                     for f in _body_fields(node[branch], pointer, when + cond, f"{source}.{branch}",
-                                          spec)]  # fmt: skip
+                                          spec, scope, depth + 1)]  # fmt: skip
+        if kind == "from" and _named(node["from"], scope) is not None and not node.get("format"):
+            return _body_fields(node["from"], pointer, when + cond, source, spec, scope, depth + 1)
     if isinstance(node, list):
         return [f for i, item in enumerate(node)
-                for f in _body_fields(item, pointer + "/*", when, f"{source}[{i}]", spec)]  # fmt: skip
+                for f in _body_fields(item, pointer + "/*", when, f"{source}[{i}]", spec, scope,
+                                      depth + 1)]  # fmt: skip
     types, values = field_types(node, spec)
     return [FieldUse(pointer=pointer, types=types, values=values, when=list(when), sources=[source])]
+
+
+def _spread_fields(
+    node: Any, pointer: str, when: list[str], source: str, spec: DestinationSpec, scope: dict, depth: int
+) -> list[FieldUse]:
+    """Fields a spread adds at ``pointer``: those of an object the spec writes (or names), none for data."""
+    named = _named(node, scope)
+    if named is not None:
+        node = named
+    if not isinstance(node, dict):
+        return []  # event data spread: its keys are known only from the data
+    kind = next((k for k in PRIMARY if k in node), None)
+    if kind == "from" and isinstance(node.get("from"), str) and _named(node["from"], scope) is not None:
+        cond = _conditions(node)
+        return _spread_fields(node["from"], pointer, when + cond, source, spec, scope, depth + 1)
+    if kind not in (None, "object", "if"):
+        return []
+    if kind == "if":
+        cond = _conditions(node)
+        return [f for branch in ("then", "else") if branch in node
+                for f in _spread_fields(node[branch], pointer, when + cond, f"{source}.{branch}", spec,
+                                        scope, depth + 1)]  # fmt: skip
+    return _body_fields(node, pointer, when, source, spec, scope, depth + 1)
+
+
+def _scope(spec: DestinationSpec, let: dict[str, Any]) -> dict[str, Any]:
+    """What ``vars.X`` and ``let.X`` name for one event type (its own ``let`` shadows the spec's)."""
+    out = {f"vars.{k}": v for k, v in spec.vars.items()}
+    out.update({f"let.{k}": v for k, v in spec.let.items()})
+    out.update({f"let.{k}": v for k, v in let.items()})
+    return out
 
 
 def _mapping_fields(spec: DestinationSpec, ops: dict[str, OperationUse]) -> None:
     per_endpoint: dict[str, list[tuple[str, FieldUse]]] = {}
     for etype, m in spec.mappings.items():
+        scope = _scope(spec, m.let)
         kind = "requests" if m.requests is not None else "cases"
         for i, r in enumerate(m.request_specs):
             if r.body is None:
                 continue
             prefix = _envelope(spec.endpoints[r.endpoint])
-            when = [json.dumps(r.when, sort_keys=True)] if r.when is not None else []
+            when = [_condition_text(r.when)] if r.when is not None else []
             source = f"spec: mappings.{etype}.{kind}[{i}].body"
             hoisted = _hoisted(spec.endpoints[r.endpoint], prefix)
-            for f in _body_fields(r.body, prefix, when, source, spec):
+            for f in _body_fields(r.body, prefix, when, source, spec, scope):
                 for key in hoisted:  # batch.hoist: the key travels in the envelope, not in each element
                     if f.pointer == prefix + key or f.pointer.startswith(prefix + key + "/"):
                         f.pointer = f.pointer[len(prefix) :]
@@ -473,8 +566,8 @@ def secret_settings(spec: DestinationSpec) -> list[str]:
 
 
 def response_read_pointers(spec: DestinationSpec) -> set[str]:
-    """Response fields the spec's response rules read (``body_path``), as pointers."""
-    return {dotted_to_pointer(r.when.body_path) for r in spec.responses if r.when.body_path}
+    """Response fields the spec's response rules read (conditions, quoted reasons, named items)."""
+    return {p for r in spec.responses for p in _rule_reads(r)}
 
 
 def openapi_operations(spec: DestinationSpec) -> dict[str, str]:

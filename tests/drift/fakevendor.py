@@ -110,7 +110,29 @@ def make_tree(root: Path, base_url: str = "https://api.fakevendor.test", pinned:
         "config": {"apiKey": API_KEY, "baseUrl": base_url},
         "event": {"type": "track", "event": "Signed Up", "userId": "u1", "messageId": "m1"},
         "now": "2026-01-01T00:00:00Z",
-        "response": {"status": 200, "headers": {"Content-Type": "application/json"}, "body": ANSWER},
+        "response": {
+            "status": 200,
+            "headers": {"Content-Type": "application/json"},
+            "body": ANSWER,
+            "classification": {
+                "outcome": "success",
+                "reason": "the vendor accepted the event",
+                "doc": "https://fakevendor.test/docs",
+            },
+        },
+    }
+    # The vendor's documented request for this event (an accepted expectation, as a person writes it).
+    fixture["expect"] = {
+        "status": "accepted",
+        "doc": {"url": "https://fakevendor.test/docs", "section": "POST /v1/events"},
+        "requests": [
+            {
+                "method": "POST",
+                "url": f"{base_url}/v1/events",
+                "headers": {"Content-Type": "application/json"},
+                "json": {"name": "Signed Up", "user": "u1"},
+            }
+        ],
     }
     (folder / "fixtures" / "track_basic.json").write_text(json.dumps(fixture, indent=2))
     clear_caches()

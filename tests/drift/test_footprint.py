@@ -43,15 +43,19 @@ def test_mixpanel_footprint_from_spec_and_cassettes() -> None:
     # A field no fixture exercises, known from the mapping alone (properties.$bluetooth_enabled).
     bt = _field(fp, "import", "/*/properties/$bluetooth_enabled")
     assert all(s.startswith("spec:") for s in bt.sources)
-    # Fields only some settings produce (if_setting: {useNewMapping: true|false}).
-    assert _field(fp, "engage", "/*/$set/$first_name").when == ["setting useNewMapping=true"]
-    assert _field(fp, "engage", "/*/$set/$firstName").when == ["setting useNewMapping=false"]
+    # Fields only some settings produce ($first_name: {from: ..., when: settings.useNewMapping}, and the
+    # legacy name under {not: settings.useNewMapping}); other event types use engage without them.
+    only_identify = "event types: identify"
+    assert _field(fp, "engage", "/*/$set/$first_name").when == [only_identify, "setting useNewMapping=true"]
+    assert _field(fp, "engage", "/*/$set/$firstName").when == [only_identify, "setting useNewMapping=false"]
     # contract.required.import includes properties.$insert_id; the cassettes show it is a string
     insert = _field(fp, "import", "/*/properties/$insert_id")
     assert insert.types == ["string"] and any("contract" in s for s in insert.sources)
-    # responses: {status: [200], body_path: status, equals: 0} and a body_regex on "error"
+    # responses: {status_class: 2xx, body: [{path: status, equals: 0}]}, reason_path [error], and a rule on
+    # the whole body ($, not a field); /import's 400 rule names failed_records
     engage = {r.status: r for r in fp.operation("engage").responses}
-    assert engage["200"].reads == ["/status", "/error"] and engage["413"].classifies
+    assert engage["2xx"].reads == ["/status", "/error"] and engage["413"].classifies
+    assert "/failed_records" in engage["400"].reads
     assert fp.description is not None and fp.description.document == "openapi/ingestion.json"
 
 
