@@ -102,6 +102,8 @@ def test_throttle_honours_retry_after(start_pipeline, sink, pg_dsn):
     )
     assert float(gap[0][0]) >= 2.0  # scheduled no earlier than the vendor asked
     wait_until(lambda: sink.delivered_count() == 1, timeout=30)
+    # The router records outcomes a moment after the answer (batched status updates): wait for the row.
+    wait_until(lambda: sql(pg_dsn, "SELECT state FROM delivery_jobs")[0][0] != "failed", timeout=30)
     status = sql(pg_dsn, "SELECT state, attempts FROM delivery_jobs")[0]
     assert status == ("succeeded", 2)
 
