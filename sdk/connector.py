@@ -203,11 +203,17 @@ class Connector:
                 for k in ("username", "password", "token", "value")
                 if isinstance(v := getattr(spec.auth, k), str)
             }
+            ex = spec.auth.exchange
+            self.exchange_form = {
+                k: _Template(compiler, v, f"{where}.auth.exchange.form.{k}")
+                for k, v in (ex.form.items() if ex else ())
+            }
         except (CompileError, ValueError) as e:
             raise SpecError(str(e) if isinstance(e, CompileError) else f"{where}: {e}") from e
-        for k, t in self.auth.items():
+        for k, t in {**self.auth, **self.exchange_form}.items():
             if not t.static:
                 raise SpecError(f"{where}.auth.{k}: credentials may only read settings and vars")
+        self._stepped = any(ep.lookup or ep.found for ep in spec.endpoints.values())
         self._bound: dict[int, tuple[dict[str, Any], Bound]] = {}
         self._types = frozenset(spec.event_types)
         self._type_names = {t: t for t in spec.event_types} | {t.capitalize(): t for t in spec.event_types}
@@ -294,6 +300,8 @@ class Connector:
             return {"Authorization": "Basic " + base64.b64encode(cred.encode()).decode()}, {}
         if a.type == "bearer":
             return {"Authorization": f"Bearer {r['token']}"}, {}
+        if a.type == "oauth_token":
+            return {"Authorization": "Bearer ${auth.access_token}"}, {}  # filled in at send time
         if a.type == "header":
             return {a.name or "Authorization": r["value"]}, {}
         return {}, {a.name or "api_key": r["value"]}
@@ -334,6 +342,8 @@ class Connector:
         env = Env(event, bound.settings, bound.vars, ctx, {}, self.plan.names, etype, bound.cache)
         try:
             planned = self.plan.run(env)
+            if self._stepped:
+                return self._with_steps(planned, bound, env)
             if len(planned) == 1:
                 return [self._request(planned[0], bound, env)]
             return [self._request(p, bound, env) for p in planned]
@@ -422,6 +432,42 @@ class Connector:
         if c.json_type and not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = "application/json"
         return VendorRequest.build(c.method, url, headers, params, json_body, form, text, p.endpoint)
+
+    # -- declared steps (sdk/steps.py runs them) ---------------------------------------------------
+    def _with_steps(self, planned: list[Planned], bound: Bound, env: Env) -> list[VendorRequest]:
+        """A lookup endpoint's request rides on the request after it (``steps.lookup``), with the
+        variant to send when the lookup finds a value (``steps.found``, from the endpoint's ``found``)."""
+        out: list[VendorRequest] = []
+        pending: dict[str, Any] | None = None
+        for p in planned:
+            ep = self.spec.endpoints[p.endpoint]
+            req = self._request(p, bound, env)
+            if ep.lookup is not None:
+                pending = {"request": req.to_wire(), "take": ep.lookup.take}
+                continue
+            if pending is not None:
+                steps: dict[str, Any] = {"lookup": pending}
+                if ep.found is not None:
+                    alt = self._request(Planned(ep.found, p.body, p.headers, p.params), bound, env)
+                    steps["found"] = alt.to_wire()
+                req = req.model_copy(update={"steps": steps})
+                pending = None
+            out.append(req)
+        if pending is not None:
+            raise SpecError(f"{self.spec.name}: a lookup step must be followed by the request it feeds")
+        return out
+
+    def token_request(self, config: dict[str, Any] | None) -> VendorRequest:
+        """The OAuth token request of ``auth.exchange`` for this config (credentials in its form)."""
+        ex = self.spec.auth.exchange
+        if ex is None:
+            raise SpecError(f"{self.spec.name}: auth.type is not oauth_token; there is no token request")
+        bound = self.bind(config)
+        env = Env({}, bound.settings, bound.vars, TransformContext.at(None), {}, self.plan.names, "")
+        form = {k: v for k, t in self.exchange_form.items() if (v := _text(t.fn(env)))}
+        req = self._request(Planned(ex.endpoint, form), bound, env)
+        req.headers.pop("Authorization", None)
+        return req
 
     # -- delivery ----------------------------------------------------------------------------------
     def batch(
