@@ -121,10 +121,10 @@ class _Template:
     """An endpoint template (URL, header, param): rendered once per config when it reads only settings
     and vars, else per event."""
 
-    def __init__(self, compiler: Compiler, text: str, where: str):
-        self.fn = compiler.template(text, where, strict=True).fn  # validates, and the reference
+    def __init__(self, compiler: Compiler, text: str, where: str, strict: bool = True):
+        self.fn = compiler.template(text, where, strict=strict).fn  # validates, and the reference
         if generate_plan.enabled():
-            self.fn = template_function(compiler, text, where, strict=True)
+            self.fn = template_function(compiler, text, where, strict=strict)
         roots = {p.path.root for part in template_parts(text) if not isinstance(part, str)
                  for p in part.operands if p.path is not None}  # fmt: skip
         self.static = roots <= _STATIC_ROOTS
@@ -205,7 +205,7 @@ class Connector:
             }
             ex = spec.auth.exchange
             self.exchange_form = {
-                k: _Template(compiler, v, f"{where}.auth.exchange.form.{k}")
+                k: _Template(compiler, v, f"{where}.auth.exchange.form.{k}", strict=False)
                 for k, v in (ex.form.items() if ex else ())
             }
         except (CompileError, ValueError) as e:

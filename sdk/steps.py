@@ -185,6 +185,15 @@ def _abort(reason: str) -> Classification:
     return Classification(outcome=Outcome.ABORT, status=0, reason=reason)
 
 
+def probe(req: VendorRequest) -> VendorRequest:
+    """``req`` with its placeholders filled by stand-ins (an https instance URL, a token, an id), for
+    checks of a config that must not reach the vendor (e.g. the pipeline's start-up URL checks)."""
+    names = {m.group(1) for t in (req.url, *req.headers.values()) for m in _PLACEHOLDER.finditer(t)}
+    auth = {n.split(".", 1)[1]: "https://instance.invalid" for n in names if n.startswith("auth.")}
+    auth["access_token"] = "probe-token"
+    return fill(req, auth, "probe-id")
+
+
 def fill(req: VendorRequest, auth: dict[str, str], lookup: str | None) -> VendorRequest:
     """``req`` with its ``${auth.x}`` and ``${lookup}`` placeholders replaced (URL, headers, params)."""
 
