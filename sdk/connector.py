@@ -36,6 +36,7 @@ from sdk.mapping.codegen import template_function
 from sdk.mapping.env import Env
 from sdk.mapping.expressions import CompileError, Compiler
 from sdk.mapping.exprstring import template_parts
+from sdk.mapping.paths import MISSING
 from sdk.mapping.plan import Plan, Planned, compute_vars
 from sdk.mapping.xml import to_xml
 from sdk.request import VendorRequest
@@ -464,7 +465,8 @@ class Connector:
             raise SpecError(f"{self.spec.name}: auth.type is not oauth_token; there is no token request")
         bound = self.bind(config)
         env = Env({}, bound.settings, bound.vars, TransformContext.at(None), {}, self.plan.names, "")
-        form = {k: v for k, t in self.exchange_form.items() if (v := _text(t.fn(env)))}
+        values = {k: t.fn(env) for k, t in self.exchange_form.items()}
+        form = {k: text for k, v in values.items() if v is not MISSING and v is not None and (text := _text(v))}
         req = self._request(Planned(ex.endpoint, form), bound, env)
         req.headers.pop("Authorization", None)
         return req
