@@ -465,8 +465,8 @@ class Connector:
             raise SpecError(f"{self.spec.name}: auth.type is not oauth_token; there is no token request")
         bound = self.bind(config)
         env = Env({}, bound.settings, bound.vars, TransformContext.at(None), {}, self.plan.names, "")
-        values = {k: t.fn(env) for k, t in self.exchange_form.items()}
-        form = {k: text for k, v in values.items() if v is not MISSING and v is not None and (text := _text(v))}
+        values = {k: tpl.fn(env) for k, tpl in self.exchange_form.items()}
+        form = {k: t for k, v in values.items() if v is not MISSING and v is not None and (t := _text(v))}
         req = self._request(Planned(ex.endpoint, form), bound, env)
         req.headers.pop("Authorization", None)
         return req

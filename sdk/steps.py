@@ -218,5 +218,3 @@ def fill(req: VendorRequest, auth: dict[str, str], lookup: str | None) -> Vendor
             "params": {k: sub(v, False) if isinstance(v, str) else v for k, v in req.params.items()},
         }
     )
-
-

@@ -87,15 +87,19 @@ def test_transform_carries_the_lookup_and_the_found_variant_with_placeholders():
     assert req.steps["found"]["method"] == "PATCH" and req.steps["found"]["url"].endswith("/people/${lookup}")
     assert needs_steps(req)
     tok = c.token_request(CONFIG)
-    assert tok.form == {"grant_type": "password", "username": "ann", "password": "s3cr3t-pass"}  # empty left out
+    assert tok.form == {"grant_type": "password", "username": "ann", "password": "s3cr3t-pass"}  # no scope
     assert "Authorization" not in tok.headers
 
 
 def test_lookup_miss_creates_and_hit_updates_with_one_cached_token():
     c = Connector(DestinationSpec.model_validate(SPEC))
     [req] = c.transform(EVENT, CONFIG)
-    vendor = Vendor({"POST oauth/token": [_token()], "GET find": [_json(200, {"records": []}),
-                                                               _json(200, {"records": [{"id": "p/7"}]})]})
+    vendor = Vendor(
+        {
+            "POST oauth/token": [_token()],
+            "GET find": [_json(200, {"records": []}), _json(200, {"records": [{"id": "p/7"}]})],
+        }
+    )
     runner = StepRunner(c, CONFIG)
     res, sent = _run(runner, req, vendor)
     assert res == 201 and sent[0].method == "POST" and sent[0].url == "https://eu7.crm.test/people"
@@ -110,8 +114,12 @@ def test_token_expires_by_its_lifetime_and_is_renewed_on_401():
     c = Connector(DestinationSpec.model_validate(SPEC))
     [req] = c.transform(EVENT, CONFIG)
     now = [0.0]
-    vendor = Vendor({"POST oauth/token": [_token("T1", 120), _token("T2"), _token("T3")],
-                     "GET find": [_json(200, {"records": []})]})
+    vendor = Vendor(
+        {
+            "POST oauth/token": [_token("T1", 120), _token("T2"), _token("T3")],
+            "GET find": [_json(200, {"records": []})],
+        }
+    )
     runner = StepRunner(c, CONFIG, clock=lambda: now[0])
     _run(runner, req, vendor)
     now[0] = 89.0  # 120 s minus the 30 s margin: still valid
@@ -122,8 +130,11 @@ def test_token_expires_by_its_lifetime_and_is_renewed_on_401():
     assert runner.fetches == 2 and sent[0].headers["Authorization"] == "Bearer T2"
     # The write answers 401 once: one renewal, one more delivery, then the answer stands.
     res, sent = _run(runner, req, vendor, deliver_status=[401, 201])
-    assert res == 201 and runner.fetches == 3 and [r.headers["Authorization"] for r in sent] == [
-        "Bearer T2", "Bearer T3"]
+    assert (
+        res == 201
+        and runner.fetches == 3
+        and [r.headers["Authorization"] for r in sent] == ["Bearer T2", "Bearer T3"]
+    )
     res, sent = _run(runner, req, vendor, deliver_status=[401])
     assert res == 401 and len(sent) == 2  # renewed once only
 
@@ -131,7 +142,7 @@ def test_token_expires_by_its_lifetime_and_is_renewed_on_401():
 def test_token_failures_are_classified_and_redacted():
     c = Connector(DestinationSpec.model_validate(SPEC))
     [req] = c.transform(EVENT, CONFIG)
-    bad = _json(400, {"error": "invalid_grant", "error_description": "authentication failure for s3cr3t-pass"})
+    bad = _json(400, {"error": "invalid_grant", "error_description": "bad credentials s3cr3t-pass"})
     (cls, step), sent = _run(StepRunner(c, CONFIG), req, Vendor({"POST oauth/token": [bad]}))
     assert step == "token" and cls.outcome is Outcome.ABORT and not sent
     assert "invalid_grant" in cls.reason and "s3cr3t-pass" not in cls.reason
@@ -151,16 +162,23 @@ def test_lookup_failures_are_classified_and_a_lookup_401_renews_the_token():
     vendor = Vendor({"POST oauth/token": [_token()], "GET find": [_json(500, {"message": "down"})]})
     (cls, step), sent = _run(runner, req, vendor)
     assert step == "lookup" and cls.outcome is Outcome.RETRY and not sent
-    vendor = Vendor({"POST oauth/token": [_token("T2")],
-                     "GET find": [_json(401, [{"errorCode": "INVALID_SESSION_ID"}]), _json(200, {"records": []})]})
+    vendor = Vendor(
+        {
+            "POST oauth/token": [_token("T2")],
+            "GET find": [_json(401, [{"errorCode": "INVALID_SESSION_ID"}]), _json(200, {"records": []})],
+        }
+    )
     runner = StepRunner(c, CONFIG)
     res, sent = _run(runner, req, vendor)
     assert res == 201 and runner.fetches == 2
 
 
 def test_fill_and_probe():
-    r = VendorRequest(url="${auth.base}/x/${lookup}", headers={"A": "Bearer ${auth.access_token}"},
-                      params={"id": "${lookup}"})
+    r = VendorRequest(
+        url="${auth.base}/x/${lookup}",
+        headers={"A": "Bearer ${auth.access_token}"},
+        params={"id": "${lookup}"},
+    )
     out = fill(r, {"base": "https://h", "access_token": "T"}, "a b")
     assert (out.url, out.headers["A"], out.params["id"]) == ("https://h/x/a%20b", "Bearer T", "a b")
     p = probe(r)
