@@ -218,3 +218,33 @@ def fill(req: VendorRequest, auth: dict[str, str], lookup: str | None) -> Vendor
             "params": {k: sub(v, False) if isinstance(v, str) else v for k, v in req.params.items()},
         }
     )
+
+
+def resolve_offline(
+    connector: Any, config: dict[str, Any], req: VendorRequest, answers: dict[str, Any] | None
+) -> list[tuple[VendorRequest, dict[str, Any] | None]]:
+    """What ``req`` becomes on the wire, given documented answers for its steps instead of a network
+    (``{"token": {"status", "body"}, "lookup": {...}}``, as fixtures and ``sluice transform --steps``
+    give them): ``[(token request, its answer), (lookup request, its answer), (the write, None)]``.
+    Without answers, only the write, its placeholders filled with stand-ins (``probe``). A step whose
+    answer is a failure ends the list there (the write is not sent)."""
+    if not answers:
+        return [(probe(req), None)] if needs_steps(req) else [(req, None)]
+    out: list[tuple[VendorRequest, dict[str, Any] | None]] = []
+
+    async def exchange(r: VendorRequest) -> Answer:
+        ep = connector.spec.endpoints.get(r.endpoint or "")
+        step = "lookup" if ep is not None and ep.lookup is not None else "token"
+        a = answers.get(step) or {"status": 200, "body": {}}
+        out.append((r, a))
+        body = a.get("body")
+        raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        return Answer(int(a.get("status", 200)), dict(a.get("headers") or {}), raw)
+
+    async def deliver(r: VendorRequest) -> VendorRequest:
+        out.append((r, None))
+        return r
+
+    runner = StepRunner(connector, config)
+    asyncio.run(runner.send(req, exchange, deliver, lambda c, step: req, lambda r: None))
+    return out
