@@ -144,9 +144,7 @@ class TokenExchange(_Strict):
         description="placeholder name -> answer path, e.g. instance_url: instance_url (${auth.instance_url})",
     )
     expires_in_path: str = Field(default="expires_in", description="path of the token's lifetime (seconds)")
-    ttl_seconds: int = Field(
-        default=3600, ge=1, description="lifetime assumed when the answer gives none"
-    )
+    ttl_seconds: int = Field(default=3600, ge=1, description="lifetime assumed when the answer gives none")
 
 
 class Auth(_Strict):

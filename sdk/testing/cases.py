@@ -308,7 +308,8 @@ def build_cassette(
     # A declared token step's answer holds an access token: a credential too, never kept in a cassette.
     ex = connector.spec.auth.exchange
     token = ((case.steps or {}).get("token") or {}).get("body")
-    issued = [str(token[ex.token_path])] if ex and isinstance(token, dict) and token.get(ex.token_path) else []
+    has = ex is not None and isinstance(token, dict) and bool(token.get(ex.token_path))
+    issued = [str(token[ex.token_path])] if has else []
     red = Redactor([*secrets, *issued])
     interactions = []
     for req, step_answer in zip(requests, case.answers or [None] * len(requests), strict=True):

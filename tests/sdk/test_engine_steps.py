@@ -202,3 +202,21 @@ def test_spec_errors_name_the_problem():
     bad["mappings"]["identify"]["requests"] = bad["mappings"]["identify"]["requests"][:1]
     with pytest.raises(SpecError, match="lookup step must be followed"):
         Connector(DestinationSpec.model_validate(bad)).transform(EVENT, CONFIG)
+
+
+def test_transform_cli_resolves_steps_against_given_answers(tmp_path, monkeypatch):
+    from sdk.cli import transform as cli
+
+    monkeypatch.setattr(cli, "load_connector", lambda name: Connector(DestinationSpec.model_validate(SPEC)))
+    line = json.dumps({"destination": "crm", "config": CONFIG, "event": EVENT})
+    plain = cli.transform_line(line)
+    assert plain["requests"][0]["url"] == "${auth.base}/people"
+    answers = {"token": {"status": 200, "body": {"access_token": "T9", "instance": "https://x.crm.test"}},
+               "lookup": {"status": 200, "body": {"records": [{"id": "42"}]}}}  # fmt: skip
+    out = cli.transform_line(line, answers)
+    [write] = out["requests"]
+    assert (write["method"], write["url"]) == ("PATCH", "https://x.crm.test/people/42")
+    assert write["headers"]["Authorization"] == "Bearer T9"
+    token, lookup = out["step_requests"]
+    assert token["request"]["form"]["password"] == "[redacted]" and "s3cr3t" not in json.dumps(out)
+    assert lookup["request"]["url"] == "https://x.crm.test/find" and lookup["answer"] == answers["lookup"]
