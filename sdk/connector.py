@@ -507,7 +507,7 @@ class Connector:
 
     def endpoint_matching(self, method: str, url: str) -> str | None:
         """Which endpoint a recorded exchange (a cassette, which stores no endpoint name) was sent to:
-        the first whose method and URL template match, each ``{{ ... }}`` matching any text."""
+        the first whose method and URL template match, each ``{{ ... }}`` or ``${...}`` matching any text."""
         base = url.split("?", 1)[0]
         for name, pattern in self._url_patterns():
             ep_method = self.endpoints[name].method
@@ -521,7 +521,7 @@ class Connector:
             cached = []
             for name in self.endpoints:
                 template = self.spec.endpoints[name].url.split("?", 1)[0]
-                parts = re.split(r"\{\{.*?\}\}", template)
+                parts = re.split(r"\{\{.*?\}\}|\$\{[^}]*\}", template)  # templates, step placeholders
                 cached.append((name, re.compile(".*?".join(re.escape(p) for p in parts))))
             self.__dict__["_url_pattern_cache"] = cached
         return cached

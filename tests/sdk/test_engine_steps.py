@@ -220,3 +220,9 @@ def test_transform_cli_resolves_steps_against_given_answers(tmp_path, monkeypatc
     token, lookup = out["step_requests"]
     assert token["request"]["form"]["password"] == "[redacted]" and "s3cr3t" not in json.dumps(out)
     assert lookup["request"]["url"] == "https://x.crm.test/find" and lookup["answer"] == answers["lookup"]
+
+
+def test_sent_urls_match_their_endpoint_despite_placeholders():
+    c = Connector(DestinationSpec.model_validate(SPEC))
+    assert c.endpoint_matching("PATCH", "https://eu7.crm.test/people/p%2F7") == "update"
+    assert c.endpoint_matching("GET", "https://eu7.crm.test/find?email=a") == "find"
