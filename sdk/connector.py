@@ -239,6 +239,11 @@ class Connector:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def has_steps(self) -> bool:
+        """Whether requests may need declared steps (a token exchange, lookups) run before sending."""
+        return self._stepped or self.spec.auth.exchange is not None
+
     # -- config ------------------------------------------------------------------------------------
     def bind(self, config: dict[str, Any] | None) -> Bound:
         """The connector for one config; computed once per distinct config."""

@@ -123,7 +123,7 @@ class Pacing:
         self.bucket = TokenBucket(rps, burst) if rps else None
         self.throttles = Throttles()
         # Declared steps (token exchange, lookups): one runner per destination, so one cached token.
-        self.steps = StepRunner(connector, dest.config) if connector.spec.auth.exchange else None
+        self.steps = StepRunner(connector, dest.config) if connector.has_steps else None
         self.clients: asyncio.Queue[Http1Client] = asyncio.Queue()
         self._all: list[Http1Client] = []
         self._users = 0

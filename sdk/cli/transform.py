@@ -34,7 +34,7 @@ def transform_line(line: str, step_answers: dict[str, Any] | None = None) -> dic
         config = rec.get("config") or {}
         _warn_once(connector, config)
         requests = connector.transform(event, config, ctx, rec.get("source_type"))
-        if step_answers and (connector.spec.auth.exchange or any(r.steps for r in requests)):
+        if step_answers and connector.has_steps:
             return _resolved(connector, config, requests, step_answers)
         return {"requests": [r.to_wire() for r in requests]}
     except EventDropped as e:

@@ -101,7 +101,7 @@ class Case:
         with declared steps becomes its step requests and itself, resolved against ``steps``."""
         requests = connector.transform(self.event, self.config, self.context())
         self.answers = [None] * len(requests)
-        if connector.spec.auth.exchange is None and not any(r.steps for r in requests):
+        if not connector.has_steps:
             return requests
         pairs = [p for r in requests for p in resolve_offline(connector, self.config, r, self.steps)]
         self.answers = [a for _, a in pairs]

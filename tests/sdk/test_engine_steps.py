@@ -226,3 +226,17 @@ def test_sent_urls_match_their_endpoint_despite_placeholders():
     c = Connector(DestinationSpec.model_validate(SPEC))
     assert c.endpoint_matching("PATCH", "https://eu7.crm.test/people/p%2F7") == "update"
     assert c.endpoint_matching("GET", "https://eu7.crm.test/find?email=a") == "find"
+
+
+def test_a_lookup_without_a_token_exchange():
+    spec = json.loads(json.dumps(SPEC))
+    del spec["auth"]
+    for ep in spec["endpoints"].values():
+        ep["url"] = ep["url"].replace("${auth.base}", "https://api.crm.test")
+    c = Connector(DestinationSpec.model_validate(spec))
+    assert c.has_steps
+    [req] = c.transform(EVENT, CONFIG)
+    vendor = Vendor({"GET find": [_json(200, {"records": [{"id": "9"}]})]})
+    res, sent = _run(StepRunner(c, CONFIG), req, vendor)
+    assert sent[0].url == "https://api.crm.test/people/9" and "Authorization" not in sent[0].headers
+    assert [k for k, _ in vendor.asked] == ["GET find"]
