@@ -103,3 +103,19 @@ def test_refused_token_exchange_dead_letters_with_a_redacted_reason(start_pipeli
         assert secret not in stored
     assert "00Dfake!token" not in stored  # no access token either
     assert not fake.calls("create") and not fake.calls("search")
+
+
+def test_steps_run_through_sluice_up(fake, pg_dsn, tmp_path):
+    """The same steps in a real `sluice up` process (the way users run it): token once, lookup, create."""
+    import httpx
+
+    from tests.support.pipeline_proc import SluiceProcess
+
+    cfg = pipeline_config([_dest("sf", fake)])
+    with SluiceProcess(cfg, tmp_path, database_url=pg_dsn).start() as proc:
+        events = [_identify(f"u{i}", f"p{i}@example.com", i) for i in range(5)]
+        r = httpx.post(f"{proc.url}/v1/batch", json={"batch": events}, auth=(proc.write_key, ""), timeout=30)
+        assert r.status_code == 200, r.text
+        wait_until(lambda: len(fake.calls("create")) == 5)
+    assert len(fake.calls("token")) == 1 and len(fake.calls("search")) == 5
+    assert sorted(lead["Email"] for lead in fake.leads.values()) == [f"p{i}@example.com" for i in range(5)]
