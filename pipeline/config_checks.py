@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.config import ConfigError
+from sdk import steps
 from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.errors import ConfigurationError
@@ -65,6 +66,9 @@ def check_destination(connector: Connector, config: dict[str, Any], where: str) 
         except Exception:  # noqa: BLE001 - a probe an event-specific rule rejects says nothing about config
             continue
         produced += 1
+        if connector.has_steps:
+            token = [connector.token_request(config)] if connector.spec.auth.exchange else []
+            requests = [*token, *(steps.probe(r) for r in requests)]
         for r in requests:
             _check_request(r.method, r.url, r.headers, config, where)
     if config_errors and not produced:

@@ -97,6 +97,7 @@ ENGINE_MODULES = (
     "errors.py",  # error types that fixtures expect
     "request.py",  # the request model and body encoding
     "settings.py",  # settings validation and defaults
+    "steps.py",  # declared steps: token exchange and lookups before a request
 )
 
 

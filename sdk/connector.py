@@ -36,6 +36,7 @@ from sdk.mapping.codegen import template_function
 from sdk.mapping.env import Env
 from sdk.mapping.expressions import CompileError, Compiler
 from sdk.mapping.exprstring import template_parts
+from sdk.mapping.paths import MISSING
 from sdk.mapping.plan import Plan, Planned, compute_vars
 from sdk.mapping.xml import to_xml
 from sdk.request import VendorRequest
@@ -121,10 +122,10 @@ class _Template:
     """An endpoint template (URL, header, param): rendered once per config when it reads only settings
     and vars, else per event."""
 
-    def __init__(self, compiler: Compiler, text: str, where: str):
-        self.fn = compiler.template(text, where, strict=True).fn  # validates, and the reference
+    def __init__(self, compiler: Compiler, text: str, where: str, strict: bool = True):
+        self.fn = compiler.template(text, where, strict=strict).fn  # validates, and the reference
         if generate_plan.enabled():
-            self.fn = template_function(compiler, text, where, strict=True)
+            self.fn = template_function(compiler, text, where, strict=strict)
         roots = {p.path.root for part in template_parts(text) if not isinstance(part, str)
                  for p in part.operands if p.path is not None}  # fmt: skip
         self.static = roots <= _STATIC_ROOTS
@@ -203,11 +204,17 @@ class Connector:
                 for k in ("username", "password", "token", "value")
                 if isinstance(v := getattr(spec.auth, k), str)
             }
+            ex = spec.auth.exchange
+            self.exchange_form = {
+                k: _Template(compiler, v, f"{where}.auth.exchange.form.{k}", strict=False)
+                for k, v in (ex.form.items() if ex else ())
+            }
         except (CompileError, ValueError) as e:
             raise SpecError(str(e) if isinstance(e, CompileError) else f"{where}: {e}") from e
-        for k, t in self.auth.items():
+        for k, t in {**self.auth, **self.exchange_form}.items():
             if not t.static:
                 raise SpecError(f"{where}.auth.{k}: credentials may only read settings and vars")
+        self._stepped = any(ep.lookup or ep.found for ep in spec.endpoints.values())
         self._bound: dict[int, tuple[dict[str, Any], Bound]] = {}
         self._types = frozenset(spec.event_types)
         self._type_names = {t: t for t in spec.event_types} | {t.capitalize(): t for t in spec.event_types}
@@ -231,6 +238,11 @@ class Connector:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def has_steps(self) -> bool:
+        """Whether requests may need declared steps (a token exchange, lookups) run before sending."""
+        return self._stepped or self.spec.auth.exchange is not None
 
     # -- config ------------------------------------------------------------------------------------
     def bind(self, config: dict[str, Any] | None) -> Bound:
@@ -294,6 +306,8 @@ class Connector:
             return {"Authorization": "Basic " + base64.b64encode(cred.encode()).decode()}, {}
         if a.type == "bearer":
             return {"Authorization": f"Bearer {r['token']}"}, {}
+        if a.type == "oauth_token":
+            return {"Authorization": "Bearer ${auth.access_token}"}, {}  # filled in at send time
         if a.type == "header":
             return {a.name or "Authorization": r["value"]}, {}
         return {}, {a.name or "api_key": r["value"]}
@@ -334,6 +348,8 @@ class Connector:
         env = Env(event, bound.settings, bound.vars, ctx, {}, self.plan.names, etype, bound.cache)
         try:
             planned = self.plan.run(env)
+            if self._stepped:
+                return self._with_steps(planned, bound, env)
             if len(planned) == 1:
                 return [self._request(planned[0], bound, env)]
             return [self._request(p, bound, env) for p in planned]
@@ -423,6 +439,43 @@ class Connector:
             headers["Content-Type"] = "application/json"
         return VendorRequest.build(c.method, url, headers, params, json_body, form, text, p.endpoint)
 
+    # -- declared steps (sdk/steps.py runs them) ---------------------------------------------------
+    def _with_steps(self, planned: list[Planned], bound: Bound, env: Env) -> list[VendorRequest]:
+        """A lookup endpoint's request rides on the request after it (``steps.lookup``), with the
+        variant to send when the lookup finds a value (``steps.found``, from the endpoint's ``found``)."""
+        out: list[VendorRequest] = []
+        pending: dict[str, Any] | None = None
+        for p in planned:
+            ep = self.spec.endpoints[p.endpoint]
+            req = self._request(p, bound, env)
+            if ep.lookup is not None:
+                pending = {"request": req.to_wire(), "take": ep.lookup.take}
+                continue
+            if pending is not None:
+                steps: dict[str, Any] = {"lookup": pending}
+                if ep.found is not None:
+                    alt = self._request(Planned(ep.found, p.body, p.headers, p.params), bound, env)
+                    steps["found"] = alt.to_wire()
+                req = req.model_copy(update={"steps": steps})
+                pending = None
+            out.append(req)
+        if pending is not None:
+            raise SpecError(f"{self.spec.name}: a lookup step must be followed by the request it feeds")
+        return out
+
+    def token_request(self, config: dict[str, Any] | None) -> VendorRequest:
+        """The OAuth token request of ``auth.exchange`` for this config (credentials in its form)."""
+        ex = self.spec.auth.exchange
+        if ex is None:
+            raise SpecError(f"{self.spec.name}: auth.type is not oauth_token; there is no token request")
+        bound = self.bind(config)
+        env = Env({}, bound.settings, bound.vars, TransformContext.at(None), {}, self.plan.names, "")
+        values = {k: tpl.fn(env) for k, tpl in self.exchange_form.items()}
+        form = {k: t for k, v in values.items() if v is not MISSING and v is not None and (t := _text(v))}
+        req = self._request(Planned(ex.endpoint, form), bound, env)
+        req.headers.pop("Authorization", None)
+        return req
+
     # -- delivery ----------------------------------------------------------------------------------
     def batch(
         self, requests: list[VendorRequest], config: dict[str, Any] | None = None
@@ -459,7 +512,7 @@ class Connector:
 
     def endpoint_matching(self, method: str, url: str) -> str | None:
         """Which endpoint a recorded exchange (a cassette, which stores no endpoint name) was sent to:
-        the first whose method and URL template match, each ``{{ ... }}`` matching any text."""
+        the first whose method and URL template match, each ``{{ ... }}`` or ``${...}`` matching any text."""
         base = url.split("?", 1)[0]
         for name, pattern in self._url_patterns():
             ep_method = self.endpoints[name].method
@@ -473,7 +526,7 @@ class Connector:
             cached = []
             for name in self.endpoints:
                 template = self.spec.endpoints[name].url.split("?", 1)[0]
-                parts = re.split(r"\{\{.*?\}\}", template)
+                parts = re.split(r"\{\{.*?\}\}|\$\{[^}]*\}", template)  # templates, step placeholders
                 cached.append((name, re.compile(".*?".join(re.escape(p) for p in parts))))
             self.__dict__["_url_pattern_cache"] = cached
         return cached

@@ -33,6 +33,9 @@ class VendorRequest(BaseModel):
     # Non-HTTP destinations (e.g. Redis): the transport's name and its operation object.
     transport: str = "http"
     raw: Any = None
+    # Declared steps run by the sender right before this request (``sdk/steps.py``): a lookup whose
+    # answer fills ``${lookup}`` and may switch the request to its ``found`` variant. Stored and shown.
+    steps: dict[str, Any] | None = None
     # Connector-private hints that are neither stored nor sent.
     meta: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
@@ -62,7 +65,8 @@ class VendorRequest(BaseModel):
         self = cls.__new__(cls)
         object.__setattr__(self, "__dict__", {
             "method": method, "url": url, "headers": headers, "params": params, "json_body": json_body,
-            "form": form, "text": text, "endpoint": endpoint, "transport": "http", "raw": None, "meta": {},
+            "form": form, "text": text, "endpoint": endpoint, "transport": "http", "raw": None, "steps": None,
+            "meta": {},
         })  # fmt: skip
         object.__setattr__(self, "__pydantic_fields_set__", set(_BUILD_FIELDS))
         object.__setattr__(self, "__pydantic_extra__", None)
@@ -101,6 +105,8 @@ class VendorRequest(BaseModel):
             out["text"] = self.text
         if self.endpoint is not None:
             out["endpoint"] = self.endpoint
+        if self.steps is not None:
+            out["steps"] = self.steps
         return out
 
     @classmethod

@@ -42,6 +42,7 @@ from sdk.delivery import UnsendableRequest, rebase
 from sdk.errors import SluiceError
 from sdk.request import VendorRequest
 from sdk.secrets import Secrets
+from sdk.steps import Answer, StepRunner, needs_steps
 
 log = logging.getLogger("sluice.router")
 
@@ -121,6 +122,8 @@ class Pacing:
         self.rate = rps
         self.bucket = TokenBucket(rps, burst) if rps else None
         self.throttles = Throttles()
+        # Declared steps (token exchange, lookups): one runner per destination, so one cached token.
+        self.steps = StepRunner(connector, dest.config) if connector.has_steps else None
         self.clients: asyncio.Queue[Http1Client] = asyncio.Queue()
         self._all: list[Http1Client] = []
         self._users = 0
@@ -199,10 +202,41 @@ class Sender:
         """Send one request; whatever happens becomes a ``Result``, nothing is raised. ``parts`` (the
         bodies merged into ``req``) lets the connector's rules attribute a partial failure to them."""
         try:
+            if self.pacing.steps is not None and needs_steps(req):
+                return await self._send_stepped(self.pacing.steps, req, parts)
             return await self._send_one(req, parts)
         except Exception as e:  # noqa: BLE001 - a bug here must cost one request, not the round
             self.log_unexpected("while sending a request")
             return Result(Outcome.RETRY, None, f"unexpected error while sending: {type(e).__name__}: {e}")
+
+    async def _send_stepped(self, steps: StepRunner, req: VendorRequest, parts: list[Any] | None) -> Result:
+        """Token and lookup first (``sdk/steps.py``); results keep the request with its placeholders, so
+        no token ever reaches a stored dead letter."""
+        wire = req.to_wire()
+
+        async def deliver(ready: VendorRequest) -> Result:
+            res = await self._send_one(ready, parts)
+            if res.request is not None:
+                res.request = wire
+            return res
+
+        def fail(c: Any, step: str) -> Result:
+            return Result(c.outcome, c.status or None, c.reason, c.retry_after, wire, None)
+
+        return await steps.send(req, self._exchange, deliver, fail, lambda r: r.status)
+
+    async def _exchange(self, req: VendorRequest) -> Answer:
+        """One step request (token, lookup): guarded, paced by the pool, answered or raised."""
+        if self.dest.base_url:
+            req = req.model_copy(update={"url": rebase(req.url, self.dest.base_url)})
+        self.pacing.guard.check_url(req.url)
+        client = await self.pacing.clients.get()
+        try:
+            answer = await http1.send(client, req, deadline=self.dest.timeout_s)
+        finally:
+            self.pacing.clients.put_nowait(client)
+        metrics.REQUESTS_SENT.labels(self.name, str(answer.status)).inc()
+        return Answer(answer.status, dict(answer.headers), answer.body)
 
     def log_unexpected(self, what: str) -> None:
         """Log the exception being handled with its traceback, every secret value in it redacted."""

@@ -11,10 +11,13 @@ import click
 from sdk.context import TransformContext
 from sdk.errors import EventDropped, SluiceError
 from sdk.registry import load_connector
+from sdk.steps import resolve_offline
 
 
-def transform_line(line: str) -> dict[str, Any]:
-    """One JSON-lines record in, one out; never raises."""
+def transform_line(line: str, step_answers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One JSON-lines record in, one out; never raises. ``step_answers`` (``{"token": {status, body},
+    "lookup": {...}}``) resolves declared steps: "requests" are then the writes as sent, and
+    "step_requests" the token and lookup requests before them (secret settings redacted)."""
     try:
         rec = json.loads(line)
     except ValueError as e:
@@ -31,6 +34,8 @@ def transform_line(line: str) -> dict[str, Any]:
         config = rec.get("config") or {}
         _warn_once(connector, config)
         requests = connector.transform(event, config, ctx, rec.get("source_type"))
+        if step_answers and connector.has_steps:
+            return _resolved(connector, config, requests, step_answers)
         return {"requests": [r.to_wire() for r in requests]}
     except EventDropped as e:
         return {"requests": [], "dropped": {"reason": e.message}}
@@ -38,6 +43,22 @@ def transform_line(line: str) -> dict[str, Any]:
         return {"error": e.to_dict()}
     except Exception as e:  # noqa: BLE001 - the run must go on; the line says what broke
         return {"error": {"type": "internal_error", "status": 500, "message": f"{type(e).__name__}: {e}"}}
+
+
+def _resolved(connector: Any, config: dict[str, Any], requests: list[Any], answers: dict[str, Any]) -> dict:
+    pairs = [p for r in requests for p in resolve_offline(connector, config, r, answers)]
+    secrets = connector.spec.secret_values(config)
+
+    def hide(wire: dict[str, Any]) -> dict[str, Any]:
+        text = json.dumps(wire, ensure_ascii=False)
+        for v in secrets:
+            text = text.replace(json.dumps(v)[1:-1], "[redacted]")
+        return json.loads(text)
+
+    return {
+        "requests": [q.to_wire() for q, a in pairs if a is None],
+        "step_requests": [{"request": hide(q.to_wire()), "answer": a} for q, a in pairs if a is not None],
+    }
 
 
 _WARNED: set[str] = set()
@@ -55,12 +76,12 @@ def _warn_once(connector: Any, config: Any) -> None:
             print(f"warning: {w}", file=sys.stderr)
 
 
-def run_jsonl(inp: TextIO, out: TextIO) -> int:
+def run_jsonl(inp: TextIO, out: TextIO, step_answers: dict[str, Any] | None = None) -> int:
     n = 0
     for line in inp:
         if not line.strip():
             continue
-        out.write(json.dumps(transform_line(line), ensure_ascii=False, default=str) + "\n")
+        out.write(json.dumps(transform_line(line, step_answers), ensure_ascii=False, default=str) + "\n")
         n += 1
     out.flush()
     return n
@@ -75,8 +96,20 @@ def register(main: click.Group) -> None:
     @click.option("-c", "--config", "config", help="destination config as JSON (single-event mode)")
     @click.option("-e", "--event", "event", help="event as JSON, or @file (single-event mode)")
     @click.option("--now", help="ISO-8601 clock to map with (default: now)")
+    @click.option(
+        "--steps-answers",
+        "steps_answers",
+        type=click.Path(exists=True, dir_okay=False),
+        help='JSON file {"token": {"status", "body"}, "lookup": {...}}: resolve declared steps (token '
+        "exchange, lookups) against these vendor answers instead of showing placeholders",
+    )
     def transform_cmd(
-        jsonl: bool, destination: str | None, config: str | None, event: str | None, now: str | None
+        jsonl: bool,
+        destination: str | None,
+        config: str | None,
+        event: str | None,
+        now: str | None,
+        steps_answers: str | None,
     ):
         """Map events to vendor requests without sending them.
 
@@ -87,8 +120,14 @@ def register(main: click.Group) -> None:
         An optional "source_type" (web, ios, android, cloud, ...) selects
         per-source consent settings.
         """
+        answers = None
+        if steps_answers:
+            with open(steps_answers) as f:
+                answers = json.load(f)
+            if not isinstance(answers, dict):
+                raise click.UsageError('--steps-answers: the file must hold {"token": ..., "lookup": ...}')
         if jsonl:
-            run_jsonl(sys.stdin, sys.stdout)
+            run_jsonl(sys.stdin, sys.stdout, answers)
             return
         if not destination or not event:
             raise click.UsageError("give --jsonl, or --destination and --event")
@@ -99,4 +138,4 @@ def register(main: click.Group) -> None:
             "event": json.loads(ev),
             "now": now,
         }
-        click.echo(json.dumps(transform_line(json.dumps(rec)), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(transform_line(json.dumps(rec), answers), indent=2, ensure_ascii=False))

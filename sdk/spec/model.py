@@ -106,20 +106,61 @@ class Endpoint(_Strict):
         default=None, description="'METHOD /path' of the vendor OpenAPI operation this endpoint implements"
     )
     batch: EndpointBatch | None = None
+    lookup: LookupStep | None = Field(
+        default=None,
+        description="this endpoint is a lookup step: its request is not sent on its own but right before "
+        "the request that follows it in the mapping, whose `${lookup}` placeholders take the found value",
+    )
+    found: str | None = Field(
+        default=None,
+        description="when the lookup step before this request found a value, send the request to this "
+        "endpoint instead (same body); e.g. create -> update",
+    )
+
+
+class LookupStep(_Strict):
+    """What a lookup step reads from its JSON answer. A missing or empty value means "not found"."""
+
+    take: str = Field(description="path of the value in the answer, e.g. searchRecords.0.Id")
+
+
+Endpoint.model_rebuild()
+
+
+class TokenExchange(_Strict):
+    """An OAuth token request (``auth.type: oauth_token``), made by the sender once per destination and
+    cached until ``expires_in`` (or ``ttl_seconds``) runs out or the vendor answers 401. Requests carry
+    ``${auth.access_token}`` (as ``Authorization: Bearer``) and may put ``${auth.<field>}`` of the token
+    answer (e.g. an instance URL) in their URL; placeholders are filled in at send time only."""
+
+    endpoint: str = Field(description="name of the endpoint the token request is sent to")
+    form: dict[str, str] = Field(
+        default_factory=dict,
+        description="form fields (templates over settings and vars); empty values are left out",
+    )
+    token_path: str = Field(default="access_token", description="path of the token in the answer")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="placeholder name -> answer path, e.g. instance_url: instance_url (${auth.instance_url})",
+    )
+    expires_in_path: str = Field(default="expires_in", description="path of the token's lifetime (seconds)")
+    ttl_seconds: int = Field(default=3600, ge=1, description="lifetime assumed when the answer gives none")
 
 
 class Auth(_Strict):
     """How credentials are attached to every request; values are templates over settings."""
 
-    type: Literal["none", "basic", "bearer", "header", "query"] = Field(
+    type: Literal["none", "basic", "bearer", "header", "query", "oauth_token"] = Field(
         default="none",
-        description="basic: username/password; bearer: token; header or query: name + value; none",
+        description="basic: username/password; bearer: token; header or query: name + value; "
+        "oauth_token: a token exchange (see `token`); none",
     )
     username: str | None = None
     password: str | None = None
     token: str | None = None
     name: str | None = Field(default=None, description="header or query parameter name")
     value: str | None = None
+    exchange: TokenExchange | None = Field(default=None, description="oauth_token: the token request")
 
     @model_validator(mode="after")
     def _complete(self) -> Auth:
@@ -128,6 +169,7 @@ class Auth(_Strict):
             "bearer": ("token",),
             "header": ("name", "value"),
             "query": ("name", "value"),
+            "oauth_token": ("exchange",),
         }.get(self.type, ())
         missing = [k for k in need if getattr(self, k) is None]
         if missing:
@@ -329,6 +371,12 @@ class DestinationSpec(_Strict):
         for etype in self.event_types:
             if etype not in self.mappings:
                 raise ValueError(f"event_types lists {etype!r} but mappings.{etype} is missing")
+        for name, ep in self.endpoints.items():
+            for ref in (ep.found,):
+                if ref is not None and ref not in self.endpoints:
+                    raise ValueError(f"endpoints.{name}.found {ref!r} is not defined")
+        if self.auth.exchange is not None and self.auth.exchange.endpoint not in self.endpoints:
+            raise ValueError(f"auth.exchange.endpoint {self.auth.exchange.endpoint!r} is not defined")
         for name in self.request_schemas:
             if name not in self.endpoints:
                 raise ValueError(

@@ -29,6 +29,7 @@ from sdk.context import TransformContext
 from sdk.delivery import USER_AGENT, build_kwargs
 from sdk.registry import integrations_dir
 from sdk.request import VendorRequest
+from sdk.steps import resolve_offline
 from sdk.testing.expect import Expectation, parse_expectation
 
 PLACEHOLDER = "<REDACTED>"
@@ -72,6 +73,10 @@ class Case:
     # What the router must make of ``response``, as the vendor documents it: outcome, reason, doc.
     classification: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    # Documented vendor answers for a connector's declared steps ({"token": {status, body}, "lookup":
+    # {...}}, see sdk/steps.py); ``answers`` pairs each request of the last ``run`` with its step answer.
+    steps: dict[str, Any] | None = None
+    answers: list[dict[str, Any] | None] = field(default_factory=list, repr=False)
 
     @property
     def expected_outcome(self) -> str | None:
@@ -92,8 +97,15 @@ class Case:
         return TransformContext.at(self.now or "2024-01-01T00:00:00Z", seed=seed)
 
     def run(self, connector: Connector) -> list[VendorRequest]:
-        """Transform the case's event the way production would, with the case's pinned clock."""
-        return connector.transform(self.event, self.config, self.context())
+        """Transform the case's event the way production would, with the case's pinned clock; a request
+        with declared steps becomes its step requests and itself, resolved against ``steps``."""
+        requests = connector.transform(self.event, self.config, self.context())
+        self.answers = [None] * len(requests)
+        if not connector.has_steps:
+            return requests
+        pairs = [p for r in requests for p in resolve_offline(connector, self.config, r, self.steps)]
+        self.answers = [a for _, a in pairs]
+        return [r for r, _ in pairs]
 
 
 def _has_todo(value: Any) -> bool:
@@ -123,6 +135,7 @@ def load_case(path: Path, integration: str) -> Case:
     case.response = raw.get("response") if isinstance(raw.get("response"), dict) else None
     case.expect_error = raw.get("expect_error")
     case.response_source = raw.get("response_source")
+    case.steps = raw.get("steps") if isinstance(raw.get("steps"), dict) else None
     case.expect = parse_expectation(raw.get("expect"), path.name)
     if case.expect is not None:
         case.problems += case.expect.problems
@@ -292,15 +305,20 @@ def build_cassette(
 ) -> dict[str, Any]:
     """The cassette dict for ``case``: one interaction per produced request, all answered by the fixture."""
     requests = case.run(connector)
-    red = Redactor(secrets)
-    resp = case.response or {}
-    status = int(resp.get("status", 200))
-    try:
-        message = HTTPStatus(status).phrase
-    except ValueError:
-        message = ""
+    # A declared token step's answer holds an access token: a credential too, never kept in a cassette.
+    ex = connector.spec.auth.exchange
+    token = ((case.steps or {}).get("token") or {}).get("body")
+    has = ex is not None and isinstance(token, dict) and bool(token.get(ex.token_path))
+    issued = [str(token[ex.token_path])] if has else []
+    red = Redactor([*secrets, *issued])
     interactions = []
-    for req in requests:
+    for req, step_answer in zip(requests, case.answers or [None] * len(requests), strict=True):
+        resp = step_answer or case.response or {}  # a declared step's own documented answer
+        status = int(resp.get("status", 200))
+        try:
+            message = HTTPStatus(status).phrase
+        except ValueError:
+            message = ""
         w = wire_request(req)
         headers = {k: [red.header(k, str(v))] for k, v in sorted(w["headers"].items())}
         interactions.append(
