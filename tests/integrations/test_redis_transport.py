@@ -41,7 +41,8 @@ def test_hset_writes_every_field_as_text(redis_server):
     raw = {"key": "user:u1", "fields": {"plan": "pro", "age": 42, "score": 1.5, "vip": True, "gone": None}}
     status, body = _send(_single(redis_server), raw)
     assert status == 200 and body == {"reply": 4}  # HSET answers the number of fields added
-    assert redis_server.client().hgetall("user:u1") == {"plan": "pro", "age": "42", "score": "1.5", "vip": "true"}
+    stored = redis_server.client().hgetall("user:u1")
+    assert stored == {"plan": "pro", "age": "42", "score": "1.5", "vip": "true"}
     # Writing again updates in place: no new fields.
     assert _send(_single(redis_server), {"key": "user:u1", "fields": {"plan": "team"}}) == (200, {"reply": 0})
     assert redis_server.client().hget("user:u1", "plan") == "team"
@@ -105,3 +106,14 @@ def test_cluster_mode_against_a_single_server_says_how_to_fix_it(redis_server):
 def test_malformed_operations_are_unsendable(raw):
     with pytest.raises(UnsendableRequest):
         RedisTransport.check(raw)
+
+
+def test_the_routers_drift_baseline_knows_the_redis_answers_it_was_certified_with():
+    """Runtime drift telemetry compares answers with the cassettes: a transport's recorded exchanges
+    belong to its endpoint (a 200 from Redis is not news), not to a URL that matches nothing."""
+    from pipeline.router.telemetry import Baseline
+    from sdk.connector import Connector
+    from sdk.registry import integrations_dir
+
+    baseline = Baseline.of(Connector.from_folder(integrations_dir() / "redis"))
+    assert baseline.known and baseline.statuses == {"write": {200}}
