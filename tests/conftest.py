@@ -97,8 +97,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
 def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
     made: list[RedisServer] = []
 
-    def make(password: str | None = None) -> RedisServer:
-        server = RedisServer(password)
+    def make(password: str | None = None, tls: bool = False) -> RedisServer:
+        server = RedisServer(password, tls)
         made.append(server)
         return server.start()
 

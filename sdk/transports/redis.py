@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import time
 from typing import Any
 
@@ -101,32 +100,25 @@ class RedisTransport:
     def addresses(self) -> list[tuple[str, int]]:
         return list(self.hosts)
 
-    def _tls(self) -> ssl.SSLContext | None:
-        if not self.settings.get("secure"):
-            return None
-        ctx = ssl.create_default_context(cadata=self.settings.get("caCertificate") or None)
-        if self.settings.get("skipVerify"):
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
+    def _tls(self) -> dict[str, Any]:
+        """redis-py's TLS options from ``secure``/``skipVerify``/``caCertificate`` (PEM text)."""
+        skip = bool(self.settings.get("skipVerify"))
+        return {
+            "ssl_cert_reqs": "none" if skip else "required",
+            "ssl_check_hostname": not skip,
+            "ssl_ca_data": self.settings.get("caCertificate") or None,
+        }
 
     def _open(self) -> Any:
         common: dict[str, Any] = {"password": self.settings.get("password") or None, "socket_timeout": None}
-        tls = self._tls()
+        secure = bool(self.settings.get("secure"))
         if self.cluster:
-            if tls is not None:
-                common.update(
-                    ssl=True,
-                    ssl_cert_reqs="none" if self.settings.get("skipVerify") else "required",
-                    ssl_ca_data=self.settings.get("caCertificate") or None,
-                )
+            tls = {"ssl": True, **self._tls()} if secure else {}
             nodes = [ClusterNode(h, p) for h, p in self.hosts]
-            return RedisCluster(startup_nodes=nodes, **common)
+            return RedisCluster(startup_nodes=nodes, **common, **tls)
         host, port = self.hosts[0]
-        pool = aioredis.ConnectionPool(
-            host=host, port=port, db=self.db, **common,
-            **({"connection_class": aioredis.SSLConnection, "ssl_context": tls} if tls else {}),
-        )  # fmt: skip
+        tls = {"connection_class": aioredis.SSLConnection, **self._tls()} if secure else {}
+        pool = aioredis.ConnectionPool(host=host, port=port, db=self.db, **common, **tls)
         return aioredis.Redis(connection_pool=pool)
 
     @staticmethod

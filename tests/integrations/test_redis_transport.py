@@ -89,6 +89,16 @@ def test_wrong_password_and_missing_password(redis_server_factory):
     assert "s3cret-pw" not in json.dumps(body) and "not-it" not in json.dumps(body)
 
 
+def test_tls_with_the_servers_ca_or_skip_verify_and_a_refused_self_signed_certificate(redis_server_factory):
+    server = redis_server_factory(tls=True)
+    op = {"key": "user:t", "fields": {"a": "b"}}
+    assert _send(_single(server, secure=True, caCertificate=server.ca_pem), op)[0] == 200
+    assert _send(_single(server, secure=True, skipVerify=True), op) == (200, {"reply": 0})
+    assert server.client().hgetall("user:t") == {"a": "b"}
+    with pytest.raises(OSError, match="certificate verify failed"):  # not trusted: like HTTPS, retried
+        _send(_single(server, secure=True), op)
+
+
 def test_a_server_that_is_down_is_a_connection_error(redis_server):
     redis_server.stop()
     with pytest.raises(OSError):

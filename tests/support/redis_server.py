@@ -28,7 +28,7 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, password: str | None = None):
+    def __init__(self, password: str | None = None, tls: bool = False):
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(INSTALL_HINT, pytrace=False)
@@ -37,6 +37,16 @@ class RedisServer:
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="sluice-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        self.ca_pem = ""
+        if tls:  # a self-signed certificate for 127.0.0.1; only TLS connections are accepted
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                 "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                 "-keyout", str(self.dir / "key.pem"), "-out", str(self.dir / "cert.pem")],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            self.ca_pem = (self.dir / "cert.pem").read_text()
 
     @property
     def address(self) -> str:
@@ -47,6 +57,12 @@ class RedisServer:
                 "no", "--daemonize", "no", "--dir", str(self.dir), "--loglevel", "warning"]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls:
+            args[args.index("--port") + 1] = "0"
+            args += ["--tls-port", str(self.port), "--tls-cert-file", str(self.dir / "cert.pem"),
+                     "--tls-key-file", str(self.dir / "key.pem"),
+                     "--tls-ca-cert-file", str(self.dir / "cert.pem"),
+                     "--tls-auth-clients", "no"]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -55,6 +71,8 @@ class RedisServer:
                 raise RuntimeError(f"redis-server exited at start: {err[-500:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    if self.tls:
+                        return self
                     s.sendall(b"PING\r\n")
                     if s.recv(64):
                         return self
@@ -75,7 +93,10 @@ class RedisServer:
     def client(self):  # noqa: ANN201 - redis.Redis, imported lazily
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, decode_responses=True)
+        tls = {"ssl": True, "ssl_ca_data": self.ca_pem} if self.tls else {}
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, decode_responses=True, **tls
+        )
 
     def remove(self) -> None:
         self.stop()
