@@ -21,6 +21,7 @@ from sdk import steps
 from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.errors import ConfigurationError
+from sdk.transports import transport_class
 
 _PROBES: tuple[dict[str, Any], ...] = (
     {
@@ -70,10 +71,22 @@ def check_destination(connector: Connector, config: dict[str, Any], where: str) 
             token = [connector.token_request(config)] if connector.spec.auth.exchange else []
             requests = [*token, *(steps.probe(r) for r in requests)]
         for r in requests:
+            if r.transport != "http":
+                _check_transport(r.transport, config, where)
+                continue
             _check_request(r.method, r.url, r.headers, config, where)
     if config_errors and not produced:
         message = config_errors[0]
         raise ConfigError(f"{where}.config{setting_path(config, message)}: {message}")
+
+
+def _check_transport(name: str, config: dict[str, Any], where: str) -> None:
+    """A non-HTTP transport checks its own connection settings (address, database, ...) without connecting."""
+    try:
+        transport_class(name)(config)
+    except (KeyError, ValueError) as e:
+        message = str(e).strip("'\"")
+        raise ConfigError(f"{where}.config{setting_path(config, message)}: {message}") from None
 
 
 def _check_request(

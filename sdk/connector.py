@@ -146,6 +146,7 @@ class _CompiledEndpoint:
                     "URL's own literal host)",
                 )
         self.body_format = ep.body_format
+        self.transport = ep.transport
         self.json_type = ep.body_format in ("json", "json_array") and not any(
             k.lower() == "content-type" for k in ep.headers
         )
@@ -366,6 +367,10 @@ class Connector:
     def _request(self, p: Planned, bound: Bound, env: Env) -> VendorRequest:
         ep = bound.endpoints[p.endpoint]
         c = ep.compiled
+        if c.transport != "http":
+            return VendorRequest.build(
+                "POST", "", {}, {}, endpoint=p.endpoint, transport=c.transport, raw=p.body
+            )
         if ep.simple and not p.headers and not p.params:
             url = ep.url if ep.url is not None else c.url.fn(env)
             if type(url) is not str:

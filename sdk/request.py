@@ -57,6 +57,8 @@ class VendorRequest(BaseModel):
         form: dict[str, Any] | None = None,
         text: str | None = None,
         endpoint: str | None = None,
+        transport: str = "http",
+        raw: Any = None,
     ) -> VendorRequest:
         """The engine's constructor: the values are already checked, so skip validation (hot path).
 
@@ -65,10 +67,11 @@ class VendorRequest(BaseModel):
         self = cls.__new__(cls)
         object.__setattr__(self, "__dict__", {
             "method": method, "url": url, "headers": headers, "params": params, "json_body": json_body,
-            "form": form, "text": text, "endpoint": endpoint, "transport": "http", "raw": None, "steps": None,
-            "meta": {},
+            "form": form, "text": text, "endpoint": endpoint, "transport": transport, "raw": raw,
+            "steps": None, "meta": {},
         })  # fmt: skip
-        object.__setattr__(self, "__pydantic_fields_set__", set(_BUILD_FIELDS))
+        fields = _BUILD_FIELDS if transport == "http" else _BUILD_FIELDS | {"transport", "raw"}
+        object.__setattr__(self, "__pydantic_fields_set__", set(fields))
         object.__setattr__(self, "__pydantic_extra__", None)
         object.__setattr__(self, "__pydantic_private__", None)
         return self

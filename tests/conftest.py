@@ -7,6 +7,9 @@ running for the next run, which makes repeated local runs fast).
 ``pg_dsn`` (per test): a brand-new empty database on that server, dropped after the test, so tests never
 see each other's rows and can run in parallel under pytest-xdist.
 
+``redis_server`` (per test): a real ``redis-server`` on a free loopback port (fails, never skips, when
+the Debian package is not installed); ``redis_server_factory`` makes more (e.g. one with a password).
+
 ``private_postgres`` (per test): a cluster the test may stop and restart (Postgres-outage fault test).
 
 Test modules import helpers as ``from support.sink import Sink`` (pytest puts ``tests/`` on sys.path
@@ -16,7 +19,7 @@ because ``tests/`` has no ``__init__.py``).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,7 @@ from support.pg import (  # noqa: E402
     reachable_tmpdir,
     shared_server_dsn,
 )
+from support.redis_server import RedisServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +91,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
         terminalreporter.section("measurements")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
+    made: list[RedisServer] = []
+
+    def make(password: str | None = None, tls: bool = False) -> RedisServer:
+        server = RedisServer(password, tls)
+        made.append(server)
+        return server.start()
+
+    yield make
+    for server in made:
+        server.remove()
+
+
+@pytest.fixture
+def redis_server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
+    return redis_server_factory()

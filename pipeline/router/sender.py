@@ -43,6 +43,7 @@ from sdk.errors import SluiceError
 from sdk.request import VendorRequest
 from sdk.secrets import Secrets
 from sdk.steps import Answer, StepRunner, needs_steps
+from sdk.transports import Transport, transport_class
 
 log = logging.getLogger("sluice.router")
 
@@ -127,6 +128,14 @@ class Pacing:
         self.clients: asyncio.Queue[Http1Client] = asyncio.Queue()
         self._all: list[Http1Client] = []
         self._users = 0
+        self.transports: dict[str, Transport] = {}
+
+    def transport(self, name: str) -> Transport:
+        """The destination's client for a non-HTTP transport (sdk/transports), made on first use."""
+        t = self.transports.get(name)
+        if t is None:
+            t = self.transports[name] = transport_class(name)(self.dest.config)
+        return t
 
     def set_share(self, held: int, shards: int) -> None:
         if self.bucket is not None and self.rate:
@@ -147,6 +156,9 @@ class Pacing:
             for c in self._all:
                 await c.aclose()
             self._all = []
+            transports, self.transports = self.transports, {}
+            for t in transports.values():
+                await t.aclose()
 
 
 class Sender:
@@ -244,6 +256,8 @@ class Sender:
         log.error("router[%s]: unexpected error %s\n%s", self.name, what, trace)
 
     async def _send_one(self, req: VendorRequest, parts: list[Any] | None = None) -> Result:
+        if req.transport != "http":
+            return await self._send_transport(req, parts)
         if self.dest.base_url:
             req = req.model_copy(update={"url": rebase(req.url, self.dest.base_url)})
         wire = req.to_wire()
@@ -297,6 +311,42 @@ class Sender:
                     return Result(c.outcome, c.status, c.reason, request=wire, attempted_at=attempted)
         finally:
             self.pacing.clients.put_nowait(client)
+        return self._classified(req, answer, parts, wire, attempted, throttle)
+
+    async def _send_transport(self, req: VendorRequest, parts: list[Any] | None) -> Result:
+        """A non-HTTP request (``req.transport``): its transport writes ``req.raw``; its answer is
+        classified like an HTTP answer, a connection failure like a network error (retried)."""
+        wire = req.to_wire()
+        try:
+            transport = self.pacing.transport(req.transport)
+            transport.check(req.raw)
+            for host, port in transport.addresses():
+                await self.pacing.guard.addresses(host, port)
+        except (UnsendableRequest, Refused, KeyError, ValueError) as e:
+            reason = self.secrets.redact_text(f"the request cannot be sent: {e}")
+            return Result(Outcome.ABORT, None, reason, request=wire)
+        except OSError as e:
+            c = classify_exception(e)
+            return Result(c.outcome, c.status, self.secrets.redact_text(c.reason), request=wire)
+        if self.pacing.bucket:
+            await self.pacing.bucket.take()
+        attempted = _now()
+        slot = await self.pacing.clients.get()  # the destination's concurrency bound, as for HTTP
+        try:
+            answer = await transport.send(req.raw, deadline=self.dest.timeout_s)
+        except OSError as e:
+            metrics.REQUESTS_SENT.labels(self.name, "error").inc()
+            c = classify_exception(e)
+            reason = self.secrets.redact_text(c.reason)
+            return Result(c.outcome, c.status, reason, request=wire, attempted_at=attempted)
+        finally:
+            self.pacing.clients.put_nowait(slot)
+        return self._classified(req, answer, parts, wire, attempted, None)
+
+    def _classified(
+        self, req: VendorRequest, answer: Any, parts: list[Any] | None, wire: dict[str, Any],
+        attempted: dt.datetime, throttle: Any,
+    ) -> Result:  # fmt: skip
         metrics.REQUESTS_SENT.labels(self.name, str(answer.status)).inc()
         if self.observe is not None:
             self.observe(req, answer)
@@ -307,10 +357,11 @@ class Sender:
             request=req,
             jobs=parts if parts and len(parts) > 1 else None,
         )
-        if c.outcome is Outcome.THROTTLE:
+        if c.outcome is Outcome.THROTTLE and throttle is not None:
             throttle.hit(c.retry_after)
         elif c.outcome is Outcome.SUCCESS and c.jobs is None:
-            throttle.ok()
+            if throttle is not None:
+                throttle.ok()
             return Result(c.outcome, c.status, c.reason, c.retry_after, None, None, attempted)
         body = answer.body[:_SNIPPET].decode("utf-8", "replace")
         return Result(c.outcome, c.status, c.reason, c.retry_after, wire, body, attempted, parts=c.jobs)

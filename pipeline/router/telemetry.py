@@ -66,7 +66,10 @@ class Baseline:
         exchanges = read_cassettes(cassettes_folder(folder)) if folder is not None else []
         b = cls(known=bool(exchanges))
         for ex in exchanges:
-            ep = connector.endpoint_matching(ex.method, ex.uri) or ""
+            if ex.transport != "http":  # a non-HTTP exchange: the spec's endpoint on that transport
+                ep = next((n for n, e in connector.spec.endpoints.items() if e.transport == ex.transport), "")
+            else:
+                ep = connector.endpoint_matching(ex.method, ex.uri) or ""
             b.statuses.setdefault(ep, set()).add(ex.status)
             sh = body_shape(ex.response_body) if ex.response_body.strip() else {}
             b.shapes.setdefault((ep, ex.status), {})[shape_key(sh)] = sh

@@ -31,6 +31,8 @@ class Exchange:
     response_body: str = ""
     recorded_at: dt.datetime | None = None
     expected_classification: str | None = None
+    # A non-HTTP transport's exchange (sdk/transports): its name; the request is then ``{transport, raw}``.
+    transport: str = "http"
 
     def request_value(self) -> Any:
         """The request body as data: JSON, a form as a dict, else ``None``."""
@@ -94,6 +96,7 @@ def read_cassette(path: Path) -> list[Exchange]:
                 response_body=_text(resp.get("body")),
                 recorded_at=when,
                 expected_classification=prov.get("expected_classification"),
+                transport=str(req.get("transport") or "http"),
             )
         )
     return out

@@ -656,16 +656,24 @@ def user_agent(v: Any, part: Any = None) -> Any:
 
 # -- objects and lists ----------------------------------------------------------------------------------
 def _flatten(
-    prefix: str, v: Any, sep: str, out: dict, depth: int, indexed: bool = False, brackets: bool = False
+    prefix: str,
+    v: Any,
+    sep: str,
+    out: dict,
+    depth: int,
+    indexed: bool = False,
+    brackets: bool = False,
+    lists: bool = True,
 ) -> None:
     """``indexed``: list elements as ``key[i]``, and only lists holding objects or lists are expanded;
-    ``brackets``: every list element as ``key[i]``."""
+    ``brackets``: every list element as ``key[i]``; ``lists`` false: lists are values, not expanded."""
     if depth > 64:
         raise FormatError("object nested more than 64 levels deep cannot be flattened")
     if isinstance(v, dict) and v:
         for k, x in v.items():
-            _flatten(f"{prefix}{sep}{k}" if prefix else str(k), x, sep, out, depth + 1, indexed, brackets)
-    elif isinstance(v, list) and v and (not indexed or any(isinstance(x, dict | list) for x in v)):
+            key = f"{prefix}{sep}{k}" if prefix else str(k)
+            _flatten(key, x, sep, out, depth + 1, indexed, brackets, lists)
+    elif lists and isinstance(v, list) and v and (not indexed or any(isinstance(x, dict | list) for x in v)):
         for i, x in enumerate(v):
             key = f"{prefix}[{i}]" if indexed or brackets else f"{prefix}{sep}{i}" if prefix else str(i)
             _flatten(key, x, sep, out, depth + 1, indexed, brackets)
@@ -676,7 +684,9 @@ def _flatten(
 @register(
     "flatten",
     "Nested keys joined by the separator (default '.'): {a: {b: 1}} -> {a.b: 1}; flatten('.', 'brackets') "
-    "writes list positions JavaScript-style, {a: [1]} -> {a[0]: 1}",
+    "writes list positions JavaScript-style, {a: [1]} -> {a[0]: 1}; flatten('.', 'json') keeps each list "
+    "whole as compact JSON text and leaves out nulls and empty objects, {a: [1], b: {}} -> {a: '[1]'} "
+    "(fields of a key-value store's hash, which hold text only)",
     example=({"a": {"b": 1}}, "_", {"a_b": 1}),
 )
 def flatten(v: Any, arg: Any = None) -> Any:
@@ -685,10 +695,17 @@ def flatten(v: Any, arg: Any = None) -> Any:
     sep, style = arg, None
     if isinstance(arg, list | tuple) and arg:
         sep, style = arg[0], (arg[1] if len(arg) > 1 else None)
-    if style not in (None, "brackets"):
-        raise FormatError(f"flatten's list style is 'brackets' or left out, not {style!r}")
+    if style not in (None, "brackets", "json"):
+        raise FormatError(f"flatten's list style is 'brackets', 'json' or left out, not {style!r}")
     out: dict[str, Any] = {}
-    _flatten("", v, "." if sep is None else str(sep), out, 0, brackets=style == "brackets")
+    sep = "." if sep is None else str(sep)
+    _flatten("", v, sep, out, 0, brackets=style == "brackets", lists=style != "json")
+    if style == "json":
+        return {
+            k: json_stringify(x) if isinstance(x, list) else x
+            for k, x in out.items()
+            if x is not None and x != {}
+        }
     return out
 
 

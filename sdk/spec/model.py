@@ -93,7 +93,13 @@ class Endpoint(_Strict):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(
         default="POST", description="HTTP method"
     )
-    url: str = Field(description="URL template, e.g. https://{{ vars.host }}/2/httpapi")
+    url: str = Field(default="", description="URL template, e.g. https://{{ vars.host }}/2/httpapi")
+    transport: str = Field(
+        default="http",
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="how requests reach the vendor: http, or a registered non-HTTP transport (see "
+        "sdk/transports, e.g. redis) whose operation object is the mapped body, sent as the request's `raw`",
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="header name -> template")
     params: dict[str, str] = Field(default_factory=dict, description="query parameter -> template")
     body_format: Literal["json", "json_array", "form", "text", "xml", "query", "none"] = Field(
@@ -145,6 +151,24 @@ class TokenExchange(_Strict):
     )
     expires_in_path: str = Field(default="expires_in", description="path of the token's lifetime (seconds)")
     ttl_seconds: int = Field(default=3600, ge=1, description="lifetime assumed when the answer gives none")
+
+    @model_validator(mode="after")
+    def _transport(self) -> Endpoint:
+        if self.transport == "http":
+            if not self.url:
+                raise ValueError("an HTTP endpoint needs a `url`")
+            return self
+        from sdk.transports import names
+
+        if self.transport not in names():
+            known = ", ".join(["http", *sorted(names())])
+            raise ValueError(f"unknown transport {self.transport!r}; known: {known}")
+        if self.url or self.headers or self.params or self.batch or self.openapi_operation:
+            raise ValueError(
+                f"a {self.transport} endpoint has no url, headers, params, batch or openapi_operation: "
+                "where it connects comes from the settings, what it does is the body"
+            )
+        return self
 
 
 class Auth(_Strict):

@@ -258,6 +258,8 @@ def safe_url(url: str) -> str:
 def redacted_wire(req: VendorRequest, secrets: list[str]) -> dict[str, Any]:
     """``req.to_wire()`` with secrets and credential headers/params replaced, for messages and diffs."""
     red = Redactor(secrets)
+    if req.transport != "http":
+        return transport_request(req, red)
     w = req.to_wire()
     w["url"] = red.url(w["url"])
     w["headers"] = {k: red.header(k, str(v)) for k, v in w["headers"].items()}
@@ -292,6 +294,13 @@ def wire_request(req: VendorRequest) -> dict[str, Any]:
     }
 
 
+def transport_request(req: VendorRequest, red: Redactor) -> dict[str, Any]:
+    """A non-HTTP request as a cassette stores it (vcrpy cannot hold a Redis exchange): the transport and
+    its operation, ``to_wire()`` form, secrets redacted. Its answer is stored like an HTTP answer (status,
+    headers, body), which is the form every transport answers in (sdk/transports)."""
+    return {"transport": req.transport, "raw": json.loads(red.text(json.dumps(req.raw, ensure_ascii=False)))}
+
+
 def _response_body_text(body: Any) -> str:
     if body is None:
         return ""
@@ -319,6 +328,16 @@ def build_cassette(
             message = HTTPStatus(status).phrase
         except ValueError:
             message = ""
+        response = red.vcr_response(
+            {
+                "status": {"code": status, "message": message},
+                "headers": {k: [str(v)] for k, v in (resp.get("headers") or {}).items()},
+                "body": {"string": _response_body_text(resp.get("body"))},
+            }
+        )
+        if req.transport != "http":
+            interactions.append({"request": transport_request(req, red), "response": response})
+            continue
         w = wire_request(req)
         headers = {k: [red.header(k, str(v))] for k, v in sorted(w["headers"].items())}
         interactions.append(
@@ -330,13 +349,7 @@ def build_cassette(
                     # "" not None: a body-less request (DELETE) replays as b"", which None never matches
                     "body": red.text(w["body"]),
                 },
-                "response": red.vcr_response(
-                    {
-                        "status": {"code": status, "message": message},
-                        "headers": {k: [str(v)] for k, v in (resp.get("headers") or {}).items()},
-                        "body": {"string": _response_body_text(resp.get("body"))},
-                    }
-                ),
+                "response": response,
             }
         )
     provenance = cassette_provenance(

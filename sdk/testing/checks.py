@@ -50,6 +50,8 @@ def request_problems(connector: Connector, req: VendorRequest) -> list[str]:
     """Everything wrong with one produced request; an empty list means well-formed."""
     problems: list[str] = []
     spec = connector.spec
+    if req.transport != "http":
+        return _transport_problems(connector, req)
     if req.method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         problems.append(f"method {req.method!r} is not an HTTP method the router sends")
     parts = urlsplit(req.url)
@@ -73,6 +75,30 @@ def request_problems(connector: Connector, req: VendorRequest) -> list[str]:
             problems.append(
                 f"vendor-required field {path!r} (spec contract.required.{endpoint}) is missing or null"
             )
+    return problems
+
+
+def _transport_problems(connector: Connector, req: VendorRequest) -> list[str]:
+    """A non-HTTP request (sdk/transports): a registered transport, an operation it accepts, JSON-storable,
+    and the spec's ``contract.required`` fields present in the operation."""
+    from sdk.delivery import UnsendableRequest
+    from sdk.transports import transport_class
+
+    try:
+        transport_class(req.transport).check(req.raw)
+    except KeyError as e:
+        return [str(e).strip("'\"")]
+    except UnsendableRequest as e:
+        return [f"the {req.transport} operation is malformed: {e.message}"]
+    problems: list[str] = []
+    try:
+        json.dumps(req.to_wire(), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        problems.append(f"the operation is not JSON-serialisable ({e}); convert dates or NaN in mapping")
+    endpoint = endpoint_for(connector, req)
+    for path in required_paths(connector, endpoint):
+        if not _present(req.raw, path):
+            problems.append(f"required field {path!r} (spec contract.required.{endpoint}) is missing or null")
     return problems
 
 

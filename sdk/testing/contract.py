@@ -33,7 +33,10 @@ def _validator(path: str) -> jsonschema.protocols.Validator:
 
 
 def wire_body(req: VendorRequest) -> Any:
-    """The body as the vendor receives it, parsed back: what a request schema describes."""
+    """The body as the vendor receives it, parsed back: what a request schema describes (for a non-HTTP
+    transport, the operation object)."""
+    if req.transport != "http":
+        return req.raw
     kind = req.body_kind
     raw = req.body_bytes().decode("utf-8")
     if kind == "json":
@@ -101,7 +104,7 @@ def contract_problems(connector: Connector, req: VendorRequest) -> list[str]:
         errs = load_validator(connector.folder / spec.openapi.document, ep.openapi_operation).errors(req)
         return [f"{ep.openapi_operation}: {e}" for e in errs]
     path = spec.request_schemas.get(name)
-    if req.body_kind is None:
+    if req.body_kind is None and req.transport == "http":
         return []  # nothing on the wire to check (GET/DELETE)
     if path is None or connector.folder is None:
         return [f"endpoint {name!r} has no vendor contract to check against"]

@@ -18,6 +18,12 @@ than itself::
       ]
     }
 
+A non-HTTP destination (an endpoint with ``transport:``, e.g. Redis) expects its operations instead::
+
+      "requests": [{"transport": "redis", "raw": {"key": "user:42", "fields": {"plan": "pro"}}}]
+
+compared with the request's ``to_wire()`` (transport by name, ``raw`` semantically, as JSON bodies are).
+
 Comparison: method case-insensitively; scheme, host and path exactly; query and form bodies as
 parsed (key, value) pairs; headers named in the expectation (case-insensitive names; ``null``
 means "must be absent"); JSON bodies semantically (key order and 1 vs 1.0 do not matter, true vs
@@ -92,8 +98,11 @@ def parse_expectation(raw: Any, where: str) -> Expectation | None:
         if not isinstance(r, dict):
             exp.problems.append(f"{w} must be an object with method, url and a body")
             continue
-        if not isinstance(r.get("method"), str) or not isinstance(r.get("url"), str):
-            exp.problems.append(f"{w}: give method and url")
+        if "transport" in r:
+            if not isinstance(r.get("transport"), str) or "raw" not in r:
+                exp.problems.append(f"{w}: a non-HTTP operation gives transport (its name) and raw")
+        elif not isinstance(r.get("method"), str) or not isinstance(r.get("url"), str):
+            exp.problems.append(f"{w}: give method and url (or transport and raw)")
         if sum(k in r for k in BODY_KEYS) > 1:
             exp.problems.append(f"{w}: give at most one of json, form, text")
         doc = r.get("doc") if isinstance(r.get("doc"), dict) else exp.doc
@@ -134,6 +143,8 @@ def actual_request(req: VendorRequest) -> dict[str, Any]:
     """``req`` as it goes on the wire, in the expectation's shape (query and form as parsed pairs)."""
     from sdk.testing.cases import TRANSPORT_HEADERS, wire_request
 
+    if req.transport != "http":
+        return {"transport": req.transport, "raw": req.raw}
     w = wire_request(req)
     parts = urlsplit(w["uri"])
     out: dict[str, Any] = {
@@ -182,6 +193,9 @@ def draft_from(requests: list[VendorRequest]) -> dict[str, Any]:
     drafted = []
     for r in requests:
         a = actual_request(r)
+        if "transport" in a:
+            drafted.append(a)
+            continue
         a["form"] = {k: v for k, v in a["form"].items()} if "form" in a else None
         drafted.append({k: v for k, v in a.items() if v is not None})
     return {"status": DRAFT, "doc": dict(DRAFT_DOC), "requests": drafted}
@@ -257,6 +271,11 @@ def request_diff(expected: dict[str, Any], req: VendorRequest) -> list[str]:
     """Every difference between one expected request and what the connector produced."""
     act = actual_request(req)
     out: list[str] = []
+    if "transport" in expected or "transport" in act:
+        want, got = expected.get("transport", "http"), act.get("transport", "http")
+        if want != got:
+            return [f"transport: expected {want}, got {got}"]
+        return [f"raw {d}" for d in json_diff(expected.get("raw"), act["raw"])]
     if str(expected.get("method", "")).upper() != act["method"].upper():
         out.append(f"method: expected {expected.get('method')}, got {act['method']}")
     e_url = urlsplit(str(expected.get("url", "")))

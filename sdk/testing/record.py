@@ -130,6 +130,11 @@ def record_case(
         response=case.response,
     )
     requests = live.run(connector)
+    if any(r.transport != "http" for r in requests):
+        raise RecordError(
+            f"{case.name}: live recording sends HTTP only; a {requests[0].transport} destination is tested "
+            "against a real server in tests/ instead (its cassettes hold the documented answers)"
+        )
     live_secrets = sorted(set(secrets) | set(secret_values(connector, [config])), key=len, reverse=True)
     red = Redactor(live_secrets)
     interactions, statuses, endpoints = [], [], []

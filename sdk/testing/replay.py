@@ -4,6 +4,12 @@
 ``none``: an unmatched request fails, nothing reaches the network).
 ``error_scenarios`` / ``run_error_scenario`` put a respx mock where the vendor
 would be and check what the classifier makes of each failure mode.
+
+Non-HTTP transports (sdk/transports) get the same checks in transport-neutral form: their cassettes store
+each operation (``{"transport", "raw"}``, redacted) with the documented answer, and replay compares the
+operations produced now with the recorded ones, in order; an error scenario is the answer (or the
+``OSError`` a transport raises for a timeout or a broken connection) put where the transport would answer,
+classified as the router classifies it.
 """
 
 from __future__ import annotations
@@ -26,7 +32,14 @@ from sdk.classify import Classification, Outcome, classify_exception
 from sdk.connector import Connector
 from sdk.delivery import DeliveryResult, send
 from sdk.request import VendorRequest
-from sdk.testing.cases import TRANSPORT_HEADERS, Case, Redactor, read_cassette, wire_request
+from sdk.testing.cases import (
+    TRANSPORT_HEADERS,
+    Case,
+    Redactor,
+    read_cassette,
+    transport_request,
+    wire_request,
+)
 from sdk.testing.responses import scenario_outcome
 
 
@@ -110,6 +123,8 @@ def replay_case(
     __tracebackhide__ = True  # its arguments include the secrets; keep them out of failure reports
     requests = case.run(connector)
     redactor = Redactor(secrets)
+    if any(r.transport != "http" for r in requests):
+        return requests, _replay_transport(case, cassette, requests, redactor)
     results: list[DeliveryResult] = []
     try:
         cassette_ctx = make_vcr(redactor).use_cassette(str(cassette), allow_playback_repeats=False)
@@ -134,6 +149,36 @@ def replay_case(
             f"otherwise fix the mapping.\n{_describe_mismatch(requests, cassette, redactor)}"
         ) from None
     return requests, results
+
+
+def _replay_transport(
+    case: Case, cassette: Path, requests: list[VendorRequest], redactor: Redactor
+) -> list[DeliveryResult]:
+    """Replay for non-HTTP operations: each produced operation (redacted ``to_wire()`` form) must equal
+    the recorded one, in order; the recorded answers are what the transport answered."""
+    recorded = read_cassette(cassette)["interactions"]
+    produced = [
+        transport_request(r, redactor) if r.transport != "http" else {"transport": "http"} for r in requests
+    ]
+    stored = [i["request"] for i in recorded]
+    if produced != stored:
+        a = json.dumps(stored, indent=1, ensure_ascii=False, sort_keys=True).splitlines()
+        b = json.dumps(produced, indent=1, ensure_ascii=False, sort_keys=True).splitlines()
+        diff = "\n".join(list(difflib.unified_diff(a, b, "recorded", "produced now", lineterm=""))[:80])
+        raise AssertionError(
+            f"fixture {case.path.name}: the connector's operations differ from those recorded in {cassette}. "
+            f"If intended, run `sluice cassettes build {case.integration}` and review the diff; "
+            f"otherwise fix the mapping.\n{diff}"
+        )
+    out = []
+    for inter in recorded:
+        resp = inter["response"]
+        headers = {
+            k: (v[0] if isinstance(v, list) and v else v) for k, v in (resp.get("headers") or {}).items()
+        }
+        body = (resp.get("body") or {}).get("string") or ""
+        out.append(DeliveryResult(status=int(resp["status"]["code"]), headers=headers, body=body.encode()))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,6 +216,8 @@ def expected_outcome(connector: Connector, sc: Scenario) -> Outcome:
 
 def run_error_scenario(connector: Connector, req: VendorRequest, sc: Scenario) -> tuple[Classification, int]:
     """Send ``req`` to a respx-mocked vendor failing as ``sc`` says; return classification, calls."""
+    if req.transport != "http":
+        return _transport_scenario(connector, req, sc), 1
     with respx.mock(assert_all_called=False, assert_all_mocked=True) as mock:
         base = req.url.split("?", 1)[0]
         route = mock.route(method=req.method.upper(), url__startswith=base)
@@ -186,3 +233,24 @@ def run_error_scenario(connector: Connector, req: VendorRequest, sc: Scenario) -
             except httpx.TransportError as e:
                 return classify_exception(e), route.call_count
         return connector.classify(res.status, res.headers, res.body), route.call_count
+
+
+# What a transport raises for the exception scenarios (sdk/transports: connection failures are OSError).
+_TRANSPORT_EXCEPTIONS: dict[type[Exception], type[OSError]] = {
+    httpx.ReadTimeout: TimeoutError,
+    httpx.RemoteProtocolError: ConnectionResetError,
+}
+
+
+def _transport_scenario(connector: Connector, req: VendorRequest, sc: Scenario) -> Classification:
+    """``sc`` where a non-HTTP transport answers: its answer in the transport's form (status, headers,
+    body), or the ``OSError`` it raises for a timeout or a reset connection, classified as the router
+    does. The operation itself must be one the transport accepts."""
+    from sdk.transports import transport_class
+
+    transport_class(req.transport).check(req.raw)
+    if sc.exception is not None:
+        exc = _TRANSPORT_EXCEPTIONS.get(sc.exception, OSError)("simulated " + sc.name.replace("_", " "))
+        return classify_exception(exc)
+    body = json.dumps({"error": f"simulated {sc.status}"}).encode()
+    return connector.classify(sc.status or 500, dict(sc.headers), body)
