@@ -123,6 +123,24 @@ class Endpoint(_Strict):
         "endpoint instead (same body); e.g. create -> update",
     )
 
+    @model_validator(mode="after")
+    def _transport(self) -> Endpoint:
+        if self.transport == "http":
+            if not self.url:
+                raise ValueError("an HTTP endpoint needs a `url`")
+            return self
+        from sdk.transports import names
+
+        if self.transport not in names():
+            known = ", ".join(["http", *sorted(names())])
+            raise ValueError(f"unknown transport {self.transport!r}; known: {known}")
+        if self.url or self.headers or self.params or self.batch or self.openapi_operation:
+            raise ValueError(
+                f"a {self.transport} endpoint has no url, headers, params, batch or openapi_operation: "
+                "where it connects comes from the settings, what it does is the body"
+            )
+        return self
+
 
 class LookupStep(_Strict):
     """What a lookup step reads from its JSON answer. A missing or empty value means "not found"."""
@@ -151,24 +169,6 @@ class TokenExchange(_Strict):
     )
     expires_in_path: str = Field(default="expires_in", description="path of the token's lifetime (seconds)")
     ttl_seconds: int = Field(default=3600, ge=1, description="lifetime assumed when the answer gives none")
-
-    @model_validator(mode="after")
-    def _transport(self) -> Endpoint:
-        if self.transport == "http":
-            if not self.url:
-                raise ValueError("an HTTP endpoint needs a `url`")
-            return self
-        from sdk.transports import names
-
-        if self.transport not in names():
-            known = ", ".join(["http", *sorted(names())])
-            raise ValueError(f"unknown transport {self.transport!r}; known: {known}")
-        if self.url or self.headers or self.params or self.batch or self.openapi_operation:
-            raise ValueError(
-                f"a {self.transport} endpoint has no url, headers, params, batch or openapi_operation: "
-                "where it connects comes from the settings, what it does is the body"
-            )
-        return self
 
 
 class Auth(_Strict):
