@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 from pydantic import ValidationError
@@ -372,21 +372,8 @@ class Connector:
                 "POST", "", {}, {}, endpoint=p.endpoint, transport=c.transport, raw=p.body
             )
         if ep.simple and not p.headers and not p.params:
-            url = ep.url if ep.url is not None else c.url.fn(env)
-            if type(url) is not str:
-                url = _text(url)
-            fmt, body = c.body_format, p.body
-            json_body = form = text = None
-            if fmt == "json":
-                json_body = body if body is not None else {}
-            elif fmt == "json_array":
-                json_body = body if isinstance(body, list) else [body]
-            elif fmt == "form":
-                if body is not None and not isinstance(body, dict):
-                    raise InstrumentationError(f"{self.spec.name}: a form body must be an object")
-                form = body or {}
-            elif fmt == "text":
-                text = body if isinstance(body, str) else "" if body is None else _text(body)
+            url = ep.url if ep.url is not None else _event_url(c.url.fn(env))
+            json_body, form, text = self._body(c.body_format, p.body)
             return VendorRequest.build(
                 c.method,
                 url,
@@ -397,7 +384,7 @@ class Connector:
                 text,
                 p.endpoint,
             )  # type: ignore[arg-type]
-        url = ep.url if ep.url is not None else _text(c.url.fn(env))
+        url = ep.url if ep.url is not None else _event_url(c.url.fn(env))
         headers = dict(ep.headers)
         for k, fn in ep.dynamic_headers:
             headers[k] = _text(fn(env))
@@ -423,18 +410,8 @@ class Connector:
             params = {**dict(parse_qsl(query, keep_blank_values=True)), **params}
         body = p.body
         fmt = c.body_format
-        json_body = form = text = None
-        if fmt == "json":
-            json_body = body if body is not None else {}
-        elif fmt == "json_array":
-            json_body = body if isinstance(body, list) else [body]
-        elif fmt == "form":
-            if body is not None and not isinstance(body, dict):
-                raise InstrumentationError(f"{self.spec.name}: a form body must be an object")
-            form = body or {}
-        elif fmt == "text":
-            text = body if isinstance(body, str) else "" if body is None else _text(body)
-        elif fmt == "xml":
+        json_body, form, text = self._body(fmt, body)
+        if fmt == "xml":
             text = to_xml(body)
             if not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = "application/xml"
@@ -443,6 +420,20 @@ class Connector:
         if c.json_type and not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = "application/json"
         return VendorRequest.build(c.method, url, headers, params, json_body, form, text, p.endpoint)
+
+    def _body(self, fmt: str, body: Any) -> tuple[Any, dict | None, str | None]:
+        """(json, form, text) of a mapped body in the endpoint's format; xml and query are the caller's."""
+        if fmt == "json":
+            return (body if body is not None else {}), None, None
+        if fmt == "json_array":
+            return (body if isinstance(body, list) else [body]), None, None
+        if fmt == "form":
+            if body is not None and not isinstance(body, dict):
+                raise InstrumentationError(f"{self.spec.name}: a form body must be an object")
+            return None, body or {}, None
+        if fmt == "text":
+            return None, None, body if isinstance(body, str) else "" if body is None else _text(body)
+        return None, None, None
 
     # -- declared steps (sdk/steps.py runs them) ---------------------------------------------------
     def _with_steps(self, planned: list[Planned], bound: Bound, env: Env) -> list[VendorRequest]:
@@ -555,6 +546,22 @@ def _own_host(name: str, value: str, url: str) -> bool:
         return False
     netloc = urlsplit(url.strip()).netloc
     return bool(netloc) and "{{" not in netloc and netloc.lower() == value.strip().lower()
+
+
+def _event_url(url: Any) -> str:
+    """A URL rendered per event. Event values may sit in its path (an object name, a record id), so a
+    path that climbs out of the endpoint's own (``..`` or ``.`` segments, plain or percent-encoded) is
+    refused: no event may turn a request into one for another resource of the vendor's API."""
+    if type(url) is not str:
+        url = _text(url)
+    if "/." in url or "%2e" in url or "%2E" in url:
+        for segment in urlsplit(url).path.split("/"):
+            if unquote(segment) in (".", ".."):
+                raise InstrumentationError(
+                    f"the request URL's path has a {unquote(segment)!r} segment, built from event values: a "
+                    "value placed in a URL path must not climb to another resource; fix the event"
+                )
+    return url
 
 
 def _header_value(name: str, value: str) -> str:
