@@ -89,6 +89,23 @@ class Writer:
             self.emit("pass")
         self.depth -= 1
 
+    @contextmanager
+    def item_loop(self, seq: str) -> Iterator[str]:
+        """``for`` over the list in ``seq`` with each element as ``item`` (and ``index``), restoring the
+        enclosing ones afterwards even when the body raises; yields the element's variable."""
+        saved, i, el = self.tmp("sv"), self.tmp("i"), self.tmp("el")
+        self.emit(f"{saved} = (env.item, env.index)")
+        self.emit("try:")
+        with self.block():
+            self.emit(f"for {i}, {el} in enumerate({seq}):")
+            with self.block():
+                self.emit(f"env.item = {el}")
+                self.emit(f"env.index = {i}")
+                yield el
+        self.emit("finally:")
+        with self.block():
+            self.emit(f"env.item, env.index = {saved}")
+
     def mark(self) -> tuple[int, int]:
         return len(self.lines), self.depth
 
@@ -250,14 +267,10 @@ class Generator:
 
     def _formats(self, w: Writer, var: str, specs: list[Any], where: str, lenient: bool) -> None:
         for spec in specs:
-            if isinstance(spec, tuple):
-                name, arg = spec
-            elif isinstance(spec, str):
-                name, arg = spec, None
-            elif isinstance(spec, dict) and len(spec) == 1:
-                name, arg = next(iter(spec.items()))
-            else:
-                raise _Unsupported
+            try:
+                name, arg = formats.split_spec(spec)
+            except ValueError:
+                raise _Unsupported from None
             if name == "default":
                 w.emit(f"if {var} is _M or {var} is None:")
                 with w.block():
@@ -475,36 +488,26 @@ class Generator:
         )
         w.emit(f"if type({seq}) is list:")
         with w.block():
-            saved, i, el = w.tmp("sv"), w.tmp("i"), w.tmp("el")
-            w.emit(f"{saved} = (env.item, env.index)")
-            w.emit("try:")
-            with w.block():
-                w.emit(f"for {i}, {el} in enumerate({seq}):")
+            with w.item_loop(seq):
+                self._skip_unless(w, node, where)
+                k, _ = self.value(w, node["key"], f"{where}.key")
+                w.emit(f'if {k} is _M or {k} is None or {k} == "" or type({k}) is dict or type({k}) is list:')
                 with w.block():
-                    w.emit(f"env.item = {el}")
-                    w.emit(f"env.index = {i}")
-                    if "where" in node:
-                        c = self.condition(w, node["where"], f"{where}.where")
-                        w.emit(f"if not {c}:")
-                        with w.block():
-                            w.emit("continue")
-                    k, _ = self.value(w, node["key"], f"{where}.key")
-                    w.emit(
-                        f'if {k} is _M or {k} is None or {k} == "" or type({k}) is dict or type({k}) is list:'
-                    )
-                    with w.block():
-                        w.emit("continue")
-                    v, fresh = self.value(w, node["value"], f"{where}.value")
-                    w.emit(f"if {v} is not _M:")
-                    with w.block():
-                        placed = (
-                            v if fresh else f"(_jc({v}) if type({v}) is dict or type({v}) is list else {v})"
-                        )
-                        w.emit(f"{acc}[{k} if type({k}) is str else _to_s({k})] = {placed}")
-            w.emit("finally:")
-            with w.block():
-                w.emit(f"env.item, env.index = {saved}")
+                    w.emit("continue")
+                v, fresh = self.value(w, node["value"], f"{where}.value")
+                w.emit(f"if {v} is not _M:")
+                with w.block():
+                    placed = v if fresh else f"(_jc({v}) if type({v}) is dict or type({v}) is list else {v})"
+                    w.emit(f"{acc}[{k} if type({k}) is str else _to_s({k})] = {placed}")
         return acc
+
+    def _skip_unless(self, w: Writer, node: dict[str, Any], where: str) -> None:
+        """Inside an item loop: ``continue`` when the node's ``where`` does not hold for the item."""
+        if "where" in node:
+            c = self.condition(w, node["where"], f"{where}.where")
+            w.emit(f"if not {c}:")
+            with w.block():
+                w.emit("continue")
 
     def _rest(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
         """The object at a path minus the keys the rest of the body reads from it (the compiler's rule)."""
@@ -566,34 +569,19 @@ class Generator:
             )
         w.emit(f"if type({seq}) is list:")
         with w.block():
-            saved = w.tmp("sv")
-            w.emit(f"{saved} = (env.item, env.index)")
-            w.emit("try:")
-            with w.block():
-                i, el = w.tmp("i"), w.tmp("el")
-                w.emit(f"for {i}, {el} in enumerate({seq}):")
+            with w.item_loop(seq) as el:
+                self._skip_unless(w, node, where)
+                if "map" in node:
+                    v, fresh = self.value(w, node["map"], f"{where}.map")
+                else:
+                    v, fresh = el, False
+                w.emit(f"if {v} is not _M and {v} is not None:")
                 with w.block():
-                    w.emit(f"env.item = {el}")
-                    w.emit(f"env.index = {i}")
-                    if "where" in node:
-                        c = self.condition(w, node["where"], f"{where}.where")
-                        w.emit(f"if not {c}:")
+                    w.emit(f"{acc}.append({v})" if fresh else f"{acc}.append(_jc({v}))")
+                    if limit is not None:
+                        w.emit(f"if len({acc}) >= {limit}:")
                         with w.block():
-                            w.emit("continue")
-                    if "map" in node:
-                        v, fresh = self.value(w, node["map"], f"{where}.map")
-                    else:
-                        v, fresh = el, False
-                    w.emit(f"if {v} is not _M and {v} is not None:")
-                    with w.block():
-                        w.emit(f"{acc}.append({v})" if fresh else f"{acc}.append(_jc({v}))")
-                        if limit is not None:
-                            w.emit(f"if len({acc}) >= {limit}:")
-                            with w.block():
-                                w.emit("break")
-            w.emit("finally:")
-            with w.block():
-                w.emit(f"env.item, env.index = {saved}")
+                            w.emit("break")
         return acc
 
     def _array(self, w: Writer, items: list[Any], where: str) -> str:

@@ -340,14 +340,10 @@ class Compiler:
     def _with_formats(self, base: Expr, specs: list[Any], where: str, lenient: bool) -> Expr:
         chain: list[tuple[str, Callable[[Any, Any], Any] | None, Any]] = []
         for spec in specs:
-            if isinstance(spec, tuple):
-                name, arg = spec
-            elif isinstance(spec, str):
-                name, arg = spec, None
-            elif isinstance(spec, dict) and len(spec) == 1:
-                name, arg = next(iter(spec.items()))
-            else:
-                raise CompileError(where, f"a format is a name or a one-key mapping, got {spec!r}")
+            try:
+                name, arg = formats.split_spec(spec)
+            except ValueError as e:
+                raise CompileError(where, str(e)) from None
             if name == "default":
                 chain.append((name, None, arg))
                 continue

@@ -889,14 +889,20 @@ def map_values(v: Any, table: Any = None) -> Any:
     return v
 
 
+def split_spec(spec: Any) -> tuple[str, Any]:
+    """``"lower"``, ``{"truncate": 100}`` or a parsed ``("truncate", 100)`` -> (name, argument)."""
+    if isinstance(spec, tuple) and len(spec) == 2:
+        return spec[0], spec[1]
+    if isinstance(spec, str):
+        return spec, None
+    if isinstance(spec, dict) and len(spec) == 1:
+        return next(iter(spec.items()))
+    raise ValueError(f"a format is a name or a one-key mapping, got {spec!r}")
+
+
 def resolve(spec: str | dict[str, Any]) -> tuple[str, FormatFn, Any]:
     """``"lower"`` or ``{"truncate": 100}`` -> (name, function, argument)."""
-    if isinstance(spec, str):
-        name, arg = spec, None
-    elif isinstance(spec, dict) and len(spec) == 1:
-        name, arg = next(iter(spec.items()))
-    else:
-        raise ValueError(f"a format is a name or a one-key mapping, got {spec!r}")
+    name, arg = split_spec(spec)
     if name not in FORMATS:
         close = _closest(name, FORMATS)
         hint = f"; did you mean {close!r}?" if close else ""

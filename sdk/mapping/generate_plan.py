@@ -152,18 +152,8 @@ def _request(
         w.emit(f"if type({seq}) is not list:")
         with w.block():
             w.emit(f"{seq} = [] if {seq} is _M or {seq} is None else [{seq}]")
-        saved, i, el = w.tmp("sv"), w.tmp("i"), w.tmp("el")
-        w.emit(f"{saved} = (env.item, env.index)")
-        w.emit("try:")
-        with w.block():
-            w.emit(f"for {i}, {el} in enumerate({seq}):")
-            with w.block():
-                w.emit(f"env.item = {el}")
-                w.emit(f"env.index = {i}")
-                _one(gen, w, r, where, functions)
-        w.emit("finally:")
-        with w.block():
-            w.emit(f"env.item, env.index = {saved}")
+        with w.item_loop(seq):
+            _one(gen, w, r, where, functions)
     else:
         _one(gen, w, r, where, functions)
 
