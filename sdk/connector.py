@@ -17,6 +17,7 @@ import importlib.util
 import inspect
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -167,6 +168,13 @@ class BoundEndpoint:
     simple: bool = False
     final_headers: dict[str, str] = field(default_factory=dict)
     final_params: dict[str, Any] = field(default_factory=dict)
+    # For a simple endpoint: body -> VendorRequest, with everything per config already decided.
+    make: Callable[[Any, Env], VendorRequest] | None = None
+    # Lower-case names an event's headers may not set (static headers and credentials; None when some
+    # endpoint header is rendered per event), the credentials' alone, and whether a Content-Type is fixed.
+    taken: frozenset[str] | None = None
+    auth_taken: frozenset[str] = frozenset()
+    has_content_type: bool = False
 
 
 @dataclass
@@ -277,6 +285,12 @@ class Connector:
             if c.json_type and not any(k.lower() == "content-type" for k in b.final_headers):
                 b.final_headers["Content-Type"] = "application/json"
             b.final_params = {**b.params, **auth_params}
+            b.auth_taken = frozenset(k.lower() for k in auth_headers)
+            if not b.dynamic_headers:
+                b.taken = frozenset(k.lower() for k in b.headers) | b.auth_taken
+            b.has_content_type = any(k.lower() == "content-type" for k in {**b.headers, **auth_headers})
+            if b.simple and c.transport == "http":
+                b.make = _request_maker(b, self.spec.name)
         bound = Bound(settings, vars_, endpoints, auth_headers, auth_params, warnings)
         bound.filters = settings.get("eventFilteringOption") in (
             "whitelistedEvents",
@@ -366,35 +380,28 @@ class Connector:
 
     def _request(self, p: Planned, bound: Bound, env: Env) -> VendorRequest:
         ep = bound.endpoints[p.endpoint]
+        if ep.make is not None and not p.headers and not p.params:
+            return ep.make(p.body, env)
         c = ep.compiled
         if c.transport != "http":
             return VendorRequest.build(
                 "POST", "", {}, {}, endpoint=p.endpoint, transport=c.transport, raw=p.body
             )
-        if ep.simple and not p.headers and not p.params:
-            url = ep.url if ep.url is not None else _event_url(c.url.fn(env))
-            json_body, form, text = self._body(c.body_format, p.body)
-            return VendorRequest.build(
-                c.method,
-                url,
-                dict(ep.final_headers),
-                dict(ep.final_params),
-                json_body,
-                form,
-                text,
-                p.endpoint,
-            )  # type: ignore[arg-type]
         url = ep.url if ep.url is not None else _event_url(c.url.fn(env))
         headers = dict(ep.headers)
         for k, fn in ep.dynamic_headers:
             headers[k] = _text(fn(env))
         if p.headers:
-            taken = {k.lower() for k in headers} | {k.lower() for k in bound.auth_headers}
+            # Headers the event supplies never replace the endpoint's or the credentials'.
+            taken = ep.taken if ep.taken is not None else {k.lower() for k in headers} | ep.auth_taken
             for k, v in p.headers.items():
-                lk = str(k).lower()
-                if lk in taken or lk in FORBIDDEN_HEADERS or v is None:
+                if v is None:
                     continue
-                headers[str(k)] = _header_value(str(k), _text(v))
+                ks = k if type(k) is str else str(k)
+                lk = ks.lower()
+                if lk in taken or lk in FORBIDDEN_HEADERS:
+                    continue
+                headers[ks] = _header_value(ks, v if type(v) is str else _text(v))
         headers.update(bound.auth_headers)
         params = dict(ep.params)
         for k, fn in ep.dynamic_params:
@@ -411,13 +418,16 @@ class Connector:
         body = p.body
         fmt = c.body_format
         json_body, form, text = self._body(fmt, body)
+        typed = ep.has_content_type or (
+            bool(p.headers or ep.dynamic_headers) and any(k.lower() == "content-type" for k in headers)
+        )
         if fmt == "xml":
             text = to_xml(body)
-            if not any(k.lower() == "content-type" for k in headers):
+            if not typed:
                 headers["Content-Type"] = "application/xml"
         elif fmt == "query" and isinstance(body, dict):
             params.update((str(k), v) for k, v in body.items() if v is not None and k not in params)
-        if c.json_type and not any(k.lower() == "content-type" for k in headers):
+        if c.json_type and not typed:
             headers["Content-Type"] = "application/json"
         return VendorRequest.build(c.method, url, headers, params, json_body, form, text, p.endpoint)
 
@@ -546,6 +556,35 @@ def _own_host(name: str, value: str, url: str) -> bool:
         return False
     netloc = urlsplit(url.strip()).netloc
     return bool(netloc) and "{{" not in netloc and netloc.lower() == value.strip().lower()
+
+
+def _request_maker(b: BoundEndpoint, connector: str) -> Callable[[Any, Env], VendorRequest]:
+    """The request constructor of a simple endpoint (nothing per event but its URL and body): the hot path
+    of most connectors, so every per-config decision (URL, headers, body kind) is taken here, once."""
+    c = b.compiled
+    method, name, fmt = c.method, c.name, c.body_format
+    url, headers, params = b.url, b.final_headers, b.final_params
+    url_fn = c.url.fn if url is None else None
+    build = VendorRequest.build
+
+    def make(body: Any, env: Env) -> VendorRequest:
+        u = url if url_fn is None else _event_url(url_fn(env))
+        p = dict(params) if params else {}
+        if fmt == "json":
+            return build(method, u, dict(headers), p, {} if body is None else body, None, None, name)
+        if fmt == "json_array":
+            items = body if type(body) is list else [body]
+            return build(method, u, dict(headers), p, items, None, None, name)
+        if fmt == "form":
+            if body is not None and type(body) is not dict:
+                raise InstrumentationError(f"{connector}: a form body must be an object")
+            return build(method, u, dict(headers), p, None, body or {}, None, name)
+        if fmt == "text":
+            text = body if type(body) is str else "" if body is None else _text(body)
+            return build(method, u, dict(headers), p, None, None, text, name)
+        return build(method, u, dict(headers), p, None, None, None, name)
+
+    return make
 
 
 def _event_url(url: Any) -> str:

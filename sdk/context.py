@@ -18,11 +18,21 @@ _NAMESPACE = uuid.UUID("6f6c1d6e-8a1b-4c59-9f39-5a7a4e2b3c10")
 def parse_now(value: str | None) -> dt.datetime:
     if not value:
         return dt.datetime.now(dt.UTC)
-    text = value.strip().replace("Z", "+00:00")
-    parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
+    parsed = _PARSED.get(value)
+    if parsed is None:
+        text = value.strip().replace("Z", "+00:00")
+        parsed = dt.datetime.fromisoformat(text)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        _PARSED[value] = parsed
     return parsed
+
+
+# A pinned clock is the same text for a whole run (tests, `sluice transform --jsonl`, replays): parse it once.
+# (datetimes are immutable, so sharing one between contexts is safe.)
+_PARSED: dict[str, dt.datetime] = {}
 
 
 @dataclass

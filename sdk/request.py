@@ -64,16 +64,15 @@ class VendorRequest(BaseModel):
 
         Equal to ``VendorRequest(method=..., url=..., ...)`` with the same values (a test holds it so).
         """
-        self = cls.__new__(cls)
-        object.__setattr__(self, "__dict__", {
+        self = _new(cls)
+        _set_attr(self, "__dict__", {
             "method": method, "url": url, "headers": headers, "params": params, "json_body": json_body,
             "form": form, "text": text, "endpoint": endpoint, "transport": transport, "raw": raw,
             "steps": None, "meta": {},
         })  # fmt: skip
-        fields = _BUILD_FIELDS if transport == "http" else _BUILD_FIELDS | {"transport", "raw"}
-        object.__setattr__(self, "__pydantic_fields_set__", set(fields))
-        object.__setattr__(self, "__pydantic_extra__", None)
-        object.__setattr__(self, "__pydantic_private__", None)
+        _set_fields(self, set(_BUILD_FIELDS if transport == "http" else _RAW_FIELDS))
+        _set_extra(self, None)
+        _set_private(self, None)
         return self
 
     @property
@@ -138,6 +137,14 @@ class VendorRequest(BaseModel):
 
 
 _BUILD_FIELDS = frozenset({"method", "url", "headers", "params", "json_body", "form", "text", "endpoint"})
+_RAW_FIELDS = _BUILD_FIELDS | {"transport", "raw"}
+# ``build`` sets pydantic's instance slots through their descriptors: the same state a validated
+# construction leaves, without BaseModel.__setattr__'s checks (they cost more than the rest of build).
+_new = object.__new__
+_set_attr = object.__setattr__
+_set_fields = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _form_pairs(form: dict[str, Any]) -> list[tuple[str, str]]:

@@ -107,15 +107,21 @@ def present(v: Any) -> bool:
 def normalise_key(v: Any, mode: str) -> str | None:
     """Text form of a value for table lookups: exact, ``ci`` (trimmed, case-folded) or ``loose`` (also
     spaces, underscores and hyphens alike)."""
-    if v is MISSING or v is None or isinstance(v, dict | list):
+    if type(v) is str:
+        s = v
+    elif v is MISSING or v is None or isinstance(v, dict | list):
         return None
-    s = formats.to_string(v)
+    else:
+        s = formats.to_string(v)
     if mode == "exact":
         return s
     s = s.strip().casefold()
     if mode == "loose":
-        s = re.sub(r"[\s_\-]+", " ", s)
+        s = _LOOSE_SEPARATORS.sub(" ", s)
     return s
+
+
+_LOOSE_SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 class Compiler:

@@ -76,6 +76,8 @@ def register(
     example=(12.0, None, "12"),
 )
 def to_string(v: Any, _: Any = None) -> Any:
+    if type(v) is str:  # the common case first (subclasses of str still pass below)
+        return v
     if isinstance(v, str):
         return v
     if isinstance(v, bool):
@@ -284,6 +286,8 @@ def negate(v: Any, _: Any = None) -> Any:
     example=(42, None, "42"),
 )
 def identifier(v: Any, _: Any = None) -> Any:
+    if type(v) is str and v and not v[0].isspace() and not v[-1].isspace():
+        return v  # the common id: non-blank text (what the checks below accept, without strip())
     if isinstance(v, bool) or v is None:
         raise FormatError(f"expected an identifier, got {v!r}")
     if isinstance(v, int | float):
@@ -312,6 +316,11 @@ def parse_time(v: Any) -> dt.datetime:
 
     Total: years outside 1..9999 after conversion to UTC, NaN and absurd numbers are a FormatError.
     """
+    if type(v) is str and len(v) < 64:  # the common case: ISO text, parsed once per distinct value
+        t = _parse_text(v)
+        if type(t) is str:
+            raise FormatError(t)
+        return t
     if isinstance(v, dt.datetime):
         return v if v.tzinfo else v.replace(tzinfo=dt.UTC)
     if isinstance(v, bool):
