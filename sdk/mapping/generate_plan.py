@@ -64,6 +64,7 @@ def _generate(
     sources: list[str] = []
     generated: set[str] = set()
     names: dict[str, str] = {}
+    let_fns: dict[str, dict[str, str]] = {}
     for etype, m in spec.mappings.items():
         mwhere = f"{where}.mappings.{etype}"
         lets = {n: (node, f"{where}.let.{n}", "") for n, node in spec.let.items()}
@@ -101,7 +102,10 @@ def _generate(
         fname = f"map_{_ident(etype)}"
         sources.append(_function(fname, "env, out", w.lines + ["    return out"]))
         names[etype] = fname
-        todo = list(gen.used_lets)
+        # Every let of the event type, not only those the mapping reaches: endpoint templates (a URL, a
+        # header) read lets through ``env.let``, which then runs these functions instead of closures.
+        todo = list(gen.used_lets | set(lets))
+        let_fns[etype] = {n: gen.let_fn[n] for n in lets}
         while todo:
             name = todo.pop()
             lf = gen.let_fn.get(name)
@@ -124,6 +128,7 @@ def _generate(
     for etype, fname in names.items():
         out[etype] = namespace[fname]
         out[etype].__sluice_source__ = text
+        out[etype].__sluice_lets__ = {n: namespace[f] for n, f in let_fns[etype].items() if f in namespace}
     return out
 
 

@@ -168,6 +168,12 @@ class Plan:
         self.generated = {}
         if generate_plan.enabled():
             self.generated = generate_plan.generate(spec, compiler, functions, Planned)
+        # With the fast path, lets read through env.let (endpoint templates, closures kept as fallbacks)
+        # run as generated functions too; a let generation could not write stays a closure.
+        self.fast_lets = {
+            etype: {**self.mappings[etype].lets, **getattr(fn, "__sluice_lets__", {})}
+            for etype, fn in self.generated.items()
+        }
 
     @staticmethod
     def _compile_vars(
@@ -184,10 +190,11 @@ class Plan:
         mapping = self.mappings.get(env.etype)
         if mapping is None:
             raise UnsupportedEventError(f"{self.spec.display_name} has no mapping for {env.etype!r} events")
-        env.lets = mapping.lets
         fast = self.generated.get(env.etype)
         if fast is not None:
+            env.lets = self.fast_lets[env.etype]
             return fast(env, [])
+        env.lets = mapping.lets
         return self.run_closures(env, mapping)
 
     def run_closures(self, env: Env, mapping: _CompiledMapping | None = None) -> list[Planned]:
