@@ -20,26 +20,35 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sdk.errors import InstrumentationError
+from sdk.errors import EventDropped, InstrumentationError
 from sdk.mapping import formats
+from sdk.mapping.conditions import TESTS, duration_seconds, user_pattern
 from sdk.mapping.env import _ABSENT, _COMPUTING, CTX_NAMES
 from sdk.mapping.expressions import (
     DIRECTIVE_OPTIONS,
     MODIFIERS,
     PRIMARY,
+    CompileError,
     Compiler,
+    _drop_path,
+    _key_paths,
     _missing_template_value,
+    _runtime_steps,
+    _sandboxed_template,
     normalise_key,
 )
 from sdk.mapping.exprstring import ExprSyntaxError, ParsedExpr, parse, template_parts
 from sdk.mapping.jsoncopy import json_copy
-from sdk.mapping.paths import INDEX, KEY, MISSING, Path, read_keys, read_steps
+from sdk.mapping.lookup import OTHERWISE as _OTHERWISE
+from sdk.mapping.lookup import _object_matches
+from sdk.mapping.objects import _SPLIT as _KEY_SPLIT
+from sdk.mapping.paths import INDEX, KEY, MISSING, Path, PathError, read_keys, read_steps
 
 _UNSET: Any = object()
 _SIMPLE_ROOTS = {"event": "ev", "settings": "st", "vars": "vr"}
 _SUPPORTED_DIRECTIVES = {
     "from", "value", "template", "first", "object", "merge", "array", "if", "each", "lookup", "entries",
-    "switch", "rest",
+    "switch", "rest", "get", "without", "render", "sum", "product", "count", "call",
 }  # fmt: skip
 _TYPE_TESTS = {
     "string": "type({v}) is str",
@@ -135,7 +144,10 @@ class Generator:
             "_rs": read_steps,
             "_FE": formats.FormatError, "_fe": _format_error, "_nk": normalise_key, "_truthy": formats.truthy,
             "_IE": InstrumentationError, "_mtv": _missing_template_value, "_to_s": formats.to_string,
-            "_num": formats.to_number,
+            "_num": formats.to_number, "_pt": formats.parse_time, "_up": user_pattern,
+            "_rst": _runtime_steps, "_PE": PathError, "_ESE": ExprSyntaxError, "_kp": _key_paths,
+            "_dp": _drop_path, "_sbt": _sandboxed_template, "_om": _object_matches,
+            "_distinct": _distinct_copies, "_ED": EventDropped,
         }  # fmt: skip
         self.counter = itertools.count()
 
@@ -184,8 +196,6 @@ class Generator:
             if kind not in _SUPPORTED_DIRECTIVES or set(node) - set(MODIFIERS) - {kind} - set(
                 DIRECTIVE_OPTIONS[kind]
             ):
-                raise _Unsupported
-            if kind == "lookup" and "default" in node and isinstance(node["default"], dict | list):
                 raise _Unsupported
             return self._directive(w, kind, node, where)
         raise _Unsupported
@@ -407,6 +417,18 @@ class Generator:
         elif kind == "rest":
             self._rest(w, node, out, where)
             fresh = True
+        elif kind == "get":
+            self._get(w, node, out, where)
+        elif kind == "without":
+            self._without(w, node, out, where)
+        elif kind == "render":
+            self._render(w, node, out, where)
+        elif kind in ("sum", "product"):
+            self._fold(w, kind, node, out, where)
+        elif kind == "count":
+            self._count(w, node, out, where)
+        elif kind == "call":
+            self._call(w, node, out, where)
         if "format" in node:
             fmts = node["format"] if isinstance(node["format"], list) else [node["format"]]
             self._formats(w, out, fmts, where, lenient=bool(node.get("lenient")))
@@ -454,29 +476,89 @@ class Generator:
         return out, fresh
 
     def _lookup(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
-        """A static table (no settings rows, one result): a dictionary read."""
-        if "rows" in node or node.get("many") or node.get("otherwise", "missing") not in ("missing", "pass"):
-            raise _Unsupported
+        """A table lookup as ``lookup.py`` does it: settings rows first, then the spec's table; the first
+        match (copied) or, with ``many``, every distinct match; else ``default`` or the ``otherwise`` mode."""
         mode = node.get("match", "loose")
         table = node.get("table") or {}
-        if not isinstance(table, dict) or any(isinstance(v, dict | list) for v in table.values()):
+        otherwise = node.get("otherwise", "missing")
+        if mode not in ("exact", "ci", "loose") or not isinstance(table, dict) or otherwise not in _OTHERWISE:
             raise _Unsupported
+        raw, _ = self.value(w, node["lookup"], f"{where}.lookup")
+        simple = "rows" not in node and not node.get("many")
+        if simple and not any(isinstance(v, dict | list) for v in table.values()):
+            self._static_lookup(w, table, mode, raw, out)
+        else:
+            self._table_lookup(w, node, table, mode, raw, out, where)
+        w.emit(f"if {out} is _U:")
+        with w.block():
+            self._unmatched(w, node, otherwise, raw, out, where)
+
+    def _static_lookup(self, w: Writer, table: dict[Any, Any], mode: str, raw: str, out: str) -> None:
+        """Only a table of scalars, one result: a dictionary read (the first of equal keys wins)."""
         index = {
             normalise_key(k, mode): (v[0] if isinstance(v, list) else v)
             for k, v in reversed(table.items())
             if normalise_key(k, mode) is not None and not (isinstance(v, list) and not v)
         }
-        k, _ = self.value(w, node["lookup"], f"{where}.lookup")
-        t = w.const(index)
-        w.emit(f"{out} = {t}.get(_nk({k}, {mode!r}), _U)")
-        w.emit(f"if {out} is _U:")
+        w.emit(f"{out} = {w.const(index)}.get(_nk({raw}, {mode!r}), _U)")
+
+    def _table_lookup(
+        self,
+        w: Writer,
+        node: dict[str, Any],
+        table: dict[Any, Any],
+        mode: str,
+        raw: str,
+        out: str,
+        where: str,
+    ) -> None:
+        """Matches from the rows (an object read directly, a list indexed once per list) and the table;
+        the rows are read only for a usable key. Leaves ``_U`` in ``out`` when nothing matched."""
+        static: dict[str | None, list[Any]] = {}
+        for k, v in table.items():
+            static.setdefault(normalise_key(k, mode), []).extend(v if isinstance(v, list) else [v])
+        key, found = w.tmp("k"), w.tmp("f")
+        w.emit(f"{key} = _nk({raw}, {mode!r})")
+        w.emit(f"{found} = []")
+        w.emit(f"if {key} is not None:")
         with w.block():
-            if "default" in node:
-                w.emit(f"{out} = {node['default']!r}")
-            elif node.get("otherwise") == "pass":
-                w.emit(f"{out} = _M if {k} is None else {k}")
+            if "rows" in node:
+                rows, _ = self.value(w, node["rows"], f"{where}.rows")
+                index = w.const(_RowIndex(node.get("key_field", "from"), node.get("value_field", "to"), mode))
+                w.emit(f"if type({rows}) is dict:")
+                with w.block():
+                    w.emit(f"{found}.extend(_om({rows}, {key}, {mode!r}))")
+                w.emit("else:")
+                with w.block():
+                    w.emit(f"{found}.extend({index}({rows}).get({key}, ()))")
+            w.emit(f"{found}.extend({w.const(static)}.get({key}, ()))")
+        w.emit(f"if not {found}:")
+        with w.block():
+            w.emit(f"{out} = _U")
+        w.emit("else:")
+        with w.block():
+            w.emit(f"{out} = _distinct({found})" if node.get("many") else f"{out} = _jc({found}[0])")
+
+    def _unmatched(
+        self, w: Writer, node: dict[str, Any], otherwise: str, raw: str, out: str, where: str
+    ) -> None:
+        """No match: the lookup's ``default`` (a copy), else the key itself (``pass``), an error or a drop
+        with the ``error`` message, or missing."""
+        if "default" in node:
+            d = node["default"]
+            w.emit(f"{out} = _jc({w.const(d)})" if isinstance(d, dict | list) else f"{out} = {d!r}")
+        elif otherwise == "pass":
+            passed = f"[{raw}]" if node.get("many") else raw
+            w.emit(f"{out} = _M if {raw} is _M or {raw} is None else {passed}")
+        elif otherwise in ("drop", "error"):
+            if isinstance(node.get("error"), str):
+                text = self._template(w, node["error"], f"{where}.error")
             else:
-                w.emit(f"{out} = _M")
+                text = w.tmp("msg")
+                w.emit(f"{text} = repr({raw}) + {f' is not mapped ({where})'!r}")
+            w.emit(f"raise {'_ED' if otherwise == 'drop' else '_IE'}(str({text}))")
+        else:
+            w.emit(f"{out} = _M")
 
     def _entries(self, w: Writer, node: dict[str, Any], where: str) -> str:
         src, _ = self.value(w, node["entries"], f"{where}.entries")
@@ -529,6 +611,140 @@ class Generator:
                 f"{out} = {{k: (_jc(x) if type(x) is dict or type(x) is list else x) "
                 f"for k, x in {v}.items() if k not in {drop}}}"
             )
+
+    def _in(self, w: Writer, node: dict[str, Any], where: str) -> str:
+        """The object ``get`` and ``without`` read below: ``in``, else the whole event."""
+        if "in" not in node:
+            return "ev"
+        v, _ = self.value(w, node["in"], f"{where}.in")
+        return v
+
+    def _get(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
+        """A path known at run time, read below ``in``; the path text is parsed once (``_rst`` caches)
+        and a path that cannot be parsed reads as missing. ``in`` is read only for a usable path."""
+        text, _ = self.value(w, node["get"], f"{where}.get")
+        steps = w.tmp("st")
+        w.emit(f"if isinstance({text}, str) and {text}.strip():")
+        with w.block():
+            w.emit("try:")
+            with w.block():
+                w.emit(f"{steps} = _rst({text}.strip())")
+            w.emit("except (_PE, _ESE):")
+            with w.block():
+                w.emit(f"{steps} = None")
+            w.emit(f"if {steps} is not None:")
+            with w.block():
+                base = self._in(w, node, where)
+                w.emit(f"{out} = _rs({base}, {steps})")
+
+    def _without(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
+        """An object minus keys named at run time. Only the objects along a removed path are copied (the
+        rest is still the source's, so the result is not fresh); the names are read only for an object."""
+        base = self._in(w, node, where)
+        w.emit(f"{out} = {base}")
+        w.emit(f"if type({out}) is dict:")
+        with w.block():
+            names, _ = self.value(w, node["without"], f"{where}.without")
+            keys = w.tmp("kp")
+            w.emit(f"for {keys} in _kp({names}):")
+            with w.block():
+                w.emit(f"{out} = _dp({out}, {keys})")
+
+    def _render(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
+        """A settings template rendered by the sandbox (``_sbt``, compiled once per text); with ``in`` the
+        template reads that object, held in ``item`` while it renders."""
+        escape = node.get("escape")
+        if escape not in (None, "html"):
+            raise _Unsupported
+        scoped = "in" in node
+        text, _ = self.value(w, node["render"], f"{where}.render")
+        fn = w.tmp("rt")
+        w.emit(f"if isinstance({text}, str):")
+        with w.block():
+            w.emit(f"{fn} = _sbt({text}, {scoped!r}, {escape!r})")
+            w.emit(f"if {fn} is None:")
+            with w.block():
+                msg = f"{where}: the template from the settings cannot be read; fix it"
+                w.emit(f"raise _IE({msg!r})")
+            if not scoped:
+                w.emit(f"{out} = {fn}(env)")
+                return
+            scope, _ = self.value(w, node["in"], f"{where}.in")
+            saved = w.tmp("sv")
+            w.emit(f"{saved} = (env.item, env.index)")
+            w.emit(f"env.item = {scope} if type({scope}) is dict else {{}}")
+            w.emit("try:")
+            with w.block():
+                w.emit(f"{out} = {fn}(env)")
+            w.emit("finally:")
+            with w.block():
+                w.emit(f"env.item, env.index = {saved}")
+
+    def _fold(self, w: Writer, kind: str, node: dict[str, Any], out: str, where: str) -> None:
+        """``sum`` / ``product``: the numbers of a list (``of``: what per element) added or multiplied;
+        missing and null are left out, numeric text counts, anything else is an error naming the key. A
+        product of no factor at all is missing; a whole float becomes an int (as the closures)."""
+        src, _ = self.value(w, node[kind], f"{where}.{kind}")
+        acc, found, x = w.tmp("acc"), w.tmp("fd"), w.tmp("x")
+        op = "+=" if kind == "sum" else "*="
+        w.emit(f"if type({src}) is list:")
+        with w.block():
+            w.emit(f"{acc} = {0 if kind == 'sum' else 1}")
+            if kind == "product":
+                w.emit(f"{found} = False")
+            with w.item_loop(src) as el:
+                if "of" in node:
+                    v, _ = self.value(w, node["of"], f"{where}.of")
+                    w.emit(f"{x} = {v}")
+                else:
+                    w.emit(f"{x} = {el}")
+                w.emit(f"if {x} is _M or {x} is None:")
+                with w.block():
+                    w.emit("continue")
+                w.emit("try:")
+                with w.block():
+                    w.emit(f"{acc} {op} _num({x})")
+                w.emit("except _FE as e:")
+                with w.block():
+                    w.emit(f'raise _IE({where + ": "!r} + str(e) + "; fix the event value") from e')
+                if kind == "product":
+                    w.emit(f"{found} = True")
+            if kind == "product":
+                w.emit(f"if {found}:")
+                w.depth += 1
+            w.emit(f"{out} = int({acc}) if isinstance({acc}, float) and {acc}.is_integer() else {acc}")
+            if kind == "product":
+                w.depth -= 1
+
+    def _count(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
+        """``count``: the elements of a list (``where``: those for which it holds); 0 for a non-list."""
+        src, _ = self.value(w, node["count"], f"{where}.count")
+        w.emit(f"{out} = 0")
+        w.emit(f"if type({src}) is list:")
+        with w.block():
+            if "where" not in node:
+                w.emit(f"{out} = len({src})")
+                return
+            with w.item_loop(src):
+                c = self.condition(w, node["where"], f"{where}.where")
+                w.emit(f"if {c}:")
+                with w.block():
+                    w.emit(f"{out} += 1")
+
+    def _call(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
+        """``call``: a mapper.py function, ``fn(value, event, settings, ctx)``; None from it is missing."""
+        fn = self.compiler.functions.get(node["call"]) if isinstance(node["call"], str) else None
+        if fn is None:
+            raise _Unsupported
+        arg = "None"
+        if "with" in node:
+            v, _ = self.value(w, node["with"], f"{where}.with")
+            arg = f"(None if {v} is _M else {v})"
+        name = w.const(fn, "FN")
+        w.emit(f"{out} = {name}({arg}, env.event, env.settings, env.ctx)")
+        w.emit(f"if {out} is None:")
+        with w.block():
+            w.emit(f"{out} = _M")
 
     def _switch(self, w: Writer, node: dict[str, Any], out: str, where: str) -> None:
         mode = node.get("match", "exact")
@@ -596,13 +812,15 @@ class Generator:
 
     def _object(self, w: Writer, fields: dict[str, Any], where: str) -> str:
         for key in fields:
-            if not isinstance(key, str) or "{{" in key or "\\." in key:
+            if not isinstance(key, str) or not key:
                 raise _Unsupported
         out = w.tmp("o")
         w.emit(f"{out} = {{}}")
         for key, node in fields.items():
             fwhere = f"{where}.{key}"
             opts = node if isinstance(node, dict) else {}
+            # Split before generating the value: a key the compiler refuses must not leave half a field.
+            parts = ["..."] if key.startswith("...") else _key_parts(key)
             v, fresh = self.value(w, node, fwhere)
             test = f"{v} is not _M" + ("" if opts.get("keep_null") else f" and {v} is not None")
             if opts.get("omit_empty"):
@@ -613,24 +831,50 @@ class Generator:
                 if not fresh:
                     placed = w.tmp("p")
                     w.emit(f"{placed} = _jc({v}) if type({v}) is dict or type({v}) is list else {v}")
-                if key.startswith("..."):
-                    w.emit(f"if type({placed}) is dict:")
-                    with w.block():
-                        w.emit(f"{out}.update({placed})")
-                    continue
-                parts = key.split(".")
-                if any(not p for p in parts):
-                    raise _Unsupported
-                cur = out
-                for p in parts[:-1]:
-                    nxt = w.tmp("d")
-                    w.emit(f"{nxt} = {cur}.get({p!r})")
-                    w.emit(f"if type({nxt}) is not dict:")
-                    with w.block():
-                        w.emit(f"{nxt} = {cur}[{p!r}] = {{}}")
-                    cur = nxt
-                w.emit(f"{cur}[{parts[-1]!r}] = {placed}")
+                # Templated key parts are rendered after the value, and only for a value that is placed
+                # (as the closures do): a key's missing value is an error only when the field is written.
+                keys = [
+                    repr(p) if isinstance(p, str) else self._key_text(w, p, f"{fwhere}[key]") for p in parts
+                ]
+                self._place_field(w, out, keys, placed, parts)
         return out
+
+    def _key_text(self, w: Writer, template: _KeyTemplate, where: str) -> str:
+        """A templated key part as text: strict (a missing value names what to send), never null."""
+        v = self._template(w, template.text, where, strict=True)
+        k = w.tmp("k")
+        w.emit(f"{k} = {v} if type({v}) is str else _to_s({v})")
+        return k
+
+    def _place_field(self, w: Writer, out: str, keys: list[str], placed: str, parts: list[Any]) -> None:
+        """``out[k1][k2]... = placed`` (making the objects along the way), or a spread for ``...``.
+
+        A key that is only ``...`` spreads, even when a template computes it: the closures decide on the
+        key's text, so the generated code does too."""
+        if parts == ["..."]:
+            w.emit(f"if type({placed}) is dict:")
+            with w.block():
+                w.emit(f"{out}.update({placed})")
+            return
+        if len(parts) == 1 and not isinstance(parts[0], str):
+            w.emit(f'if {keys[0]} == "...":')
+            with w.block():
+                w.emit(f"if type({placed}) is dict:")
+                with w.block():
+                    w.emit(f"{out}.update({placed})")
+            w.emit("else:")
+            with w.block():
+                w.emit(f"{out}[{keys[0]}] = {placed}")
+            return
+        cur = out
+        for k in keys[:-1]:
+            nxt = w.tmp("d")
+            w.emit(f"{nxt} = {cur}.get({k})")
+            w.emit(f"if type({nxt}) is not dict:")
+            with w.block():
+                w.emit(f"{nxt} = {cur}[{k}] = {{}}")
+            cur = nxt
+        w.emit(f"{cur}[{keys[-1]}] = {placed}")
 
     # -- conditions --------------------------------------------------------------------------------------
     def condition(self, w: Writer, node: Any, where: str) -> str:
@@ -687,8 +931,7 @@ class Generator:
             w.emit(f"{out} = {v} is not _M")
             return out
         if "of" in keys:
-            tests = [k for k in ("eq", "ne", "in", "not_in", "same_as", "matches", "type", "one_of",
-                                 "gt", "ge", "lt", "le") if k in node]  # fmt: skip
+            tests = [k for k in TESTS if k in node]
             if len(tests) != 1 or keys - {"of", tests[0], "ci", "loose"}:
                 raise _Unsupported
             test, operand = tests[0], node[tests[0]]
@@ -700,9 +943,10 @@ class Generator:
                 if mode == "exact"
                 else f"_nk({v}, {mode!r})"
             )
-            if test in ("eq", "ne"):
-                if operand is None:
-                    raise _Unsupported
+            if test in ("eq", "ne") and operand is None:
+                # Equal to null: missing or null (not the text "None" that normalising would give).
+                w.emit(f"{out} = ({v} is _M or {v} is None) != {test == 'ne'!r}")
+            elif test in ("eq", "ne"):
                 want = w.const(normalise_key(operand, mode))
                 w.emit(f"{out} = ({v} is not _M and {norm} == {want}) != {test == 'ne'!r}")
             elif test in ("in", "not_in"):
@@ -740,6 +984,15 @@ class Generator:
                     w.emit(f"elif type({other}) is list:")
                     with w.block():
                         w.emit(f"{out} = {mine} in {{_nk(x, {mode!r}) for x in {other}}}")
+            elif test == "contains":
+                self._contains(w, out, v, operand, mode)
+            elif test == "starts_with":
+                want = w.const(normalise_key(operand, mode) or "")
+                s = w.tmp("n")
+                w.emit(f"{s} = _nk({v}, {mode!r})")
+                w.emit(f"{out} = {s} is not None and {s}.startswith({want})")
+            elif test == "matched_by":
+                self._matched_by(w, out, v, operand, mode, where)
             elif test in ("gt", "ge", "lt", "le"):
                 try:
                     limit = formats.to_number(operand)
@@ -756,7 +1009,71 @@ class Generator:
                     with w.block():
                         w.emit(f"{out} = False")
             return out
+        if "age_of" in keys:
+            self._age(w, out, node, where)
+            return out
         raise _Unsupported
+
+    def _contains(self, w: Writer, out: str, v: str, operand: Any, mode: str) -> None:
+        """``contains``: a list holds the operand (compared as normalised text), or text contains it."""
+        want = w.const(normalise_key(operand, mode))
+        s = w.tmp("n")
+        w.emit(f"if isinstance({v}, list):")
+        with w.block():
+            w.emit(f"{out} = {want} in {{_nk(x, {mode!r}) for x in {v}}}")
+        w.emit("else:")
+        with w.block():
+            w.emit(f"{s} = _nk({v}, {mode!r})")
+            w.emit(f"{out} = {s} is not None and {want} is not None and {want} in {s}")
+
+    def _matched_by(self, w: Writer, out: str, v: str, operand: Any, mode: str, where: str) -> None:
+        """``matched_by``: a user's pattern (an expression) searched in the subject; ``_up`` compiles it once
+        and refuses patterns that can backtrack exponentially (a configuration error, as the closures)."""
+        pattern, _ = self.value(w, operand, f"{where}.matched_by")
+        flags = int(re.IGNORECASE) if mode != "exact" else 0
+        w.emit(f"{out} = False")
+        subject_ok = f"isinstance({v}, (str, int, float)) and not isinstance({v}, bool)"
+        w.emit(f"if {subject_ok} and isinstance({pattern}, str):")
+        with w.block():
+            w.emit(f"{out} = _up({pattern}, {flags}).search(_to_s({v})) is not None")
+
+    def _age(self, w: Writer, out: str, node: dict[str, Any], where: str) -> None:
+        """``{age_of: T, gt: 72h}``: seconds from T to now (or to ``at`` when that is a time). A missing or
+        unreadable time is false; ``at`` is read only once T is a time, as the closures read it."""
+        tests = [k for k in ("gt", "ge", "lt", "le") if k in node]
+        if len(tests) != 1 or set(node) - {"age_of", "at", *tests}:
+            raise _Unsupported
+        try:
+            limit = duration_seconds(node[tests[0]], where)
+        except CompileError:
+            raise _Unsupported from None
+        op = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}[tests[0]]
+        v, _ = self.value(w, node["age_of"], f"{where}.age_of")
+        t, ref = w.tmp("tm"), w.tmp("rf")
+        w.emit(f"{out} = False")
+        w.emit(f'if {v} is not _M and {v} is not None and {v} != "":')
+        with w.block():
+            w.emit("try:")
+            with w.block():
+                w.emit(f"{t} = _pt({v})")
+                w.emit(f"{ref} = _U")
+                if "at" in node:
+                    at, _ = self.value(w, node["at"], f"{where}.at")
+                    w.emit(f'if {at} is not _M and {at} is not None and {at} != "":')
+                    with w.block():
+                        w.emit("try:")
+                        with w.block():
+                            w.emit(f"{ref} = _pt({at})")
+                        w.emit("except (_FE, OverflowError, ValueError):")
+                        with w.block():
+                            w.emit("pass")
+                w.emit(f"if {ref} is _U:")
+                with w.block():
+                    w.emit(f"{ref} = env.ctx.now")
+                w.emit(f"{out} = ({ref} - {t}).total_seconds() {op} {limit!r}")
+            w.emit("except (_FE, OverflowError, ValueError):")
+            with w.block():
+                w.emit(f"{out} = False")
 
     # -- lets ----------------------------------------------------------------------------------------------
     def _let_with_rest(
@@ -803,6 +1120,67 @@ class Generator:
         w.emit(f"memo[{name!r}] = v")
         w.emit("return v")
         return fn_name or f"LET_{_ident(name)}", w.lines
+
+
+class _RowIndex:
+    """Settings rows ``[{from: k, to: v}, ...]`` as {normalised key: [values]}, built once per rows list (as
+    ``lookup.py`` indexes them: rows without a key or a value are skipped, keys keep every value)."""
+
+    def __init__(self, key_field: str, value_field: str, mode: str):
+        self.key_field, self.value_field, self.mode = key_field, value_field, mode
+        self.cache: dict[int, tuple[Any, dict[str | None, list[Any]]]] = {}
+
+    def __call__(self, rows: Any) -> dict[str | None, list[Any]]:
+        hit = self.cache.get(id(rows))
+        if hit is not None and hit[0] is rows:
+            return hit[1]
+        idx: dict[str | None, list[Any]] = {}
+        for row in rows if isinstance(rows, list) else []:
+            if not isinstance(row, dict):
+                continue
+            k = normalise_key(row.get(self.key_field), self.mode)
+            v = row.get(self.value_field)
+            if k is None or k == "" or v is None or v == "":
+                continue
+            idx.setdefault(k, []).append(v)
+        if len(self.cache) > 64:
+            self.cache.clear()
+        self.cache[id(rows)] = (rows, idx)  # keeps `rows` alive, so its id cannot be reused
+        return idx
+
+
+def _distinct_copies(found: list[Any]) -> list[Any]:
+    """``many``: every match once (compared by their text form), each a copy."""
+    seen: set[str] = set()
+    out = []
+    for v in found:
+        mark = repr(v)
+        if mark not in seen:
+            seen.add(mark)
+            out.append(json_copy(v))
+    return out
+
+
+class _KeyTemplate:
+    """A part of an object key written as a template (``"$groups.{{ traits.groupType }}"``)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _key_parts(key: str) -> list[Any]:
+    """A field name split as ``objects.py`` splits it: at dots outside ``{{ }}`` and not escaped (``a\\.b``
+    keeps the dot); parts holding ``{{`` are templates, the others text. An empty part is not generated
+    (the compiler reports it)."""
+    parts: list[Any] = []
+    for raw in _KEY_SPLIT.split(key):
+        text = raw.replace("\\.", ".")
+        if not text:
+            raise _Unsupported
+        parts.append(_KeyTemplate(text) if "{{" in text else text)
+    return parts
 
 
 def _ident(name: str) -> str:
