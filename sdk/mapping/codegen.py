@@ -40,7 +40,7 @@ from sdk.mapping.expressions import (
 from sdk.mapping.exprstring import ExprSyntaxError, ParsedExpr, parse, template_parts
 from sdk.mapping.jsoncopy import json_copy
 from sdk.mapping.lookup import OTHERWISE as _OTHERWISE
-from sdk.mapping.lookup import _object_matches
+from sdk.mapping.lookup import RowIndex, _object_matches
 from sdk.mapping.objects import _SPLIT as _KEY_SPLIT
 from sdk.mapping.paths import INDEX, KEY, MISSING, Path, PathError, read_keys, read_steps
 
@@ -524,7 +524,7 @@ class Generator:
         with w.block():
             if "rows" in node:
                 rows, _ = self.value(w, node["rows"], f"{where}.rows")
-                index = w.const(_RowIndex(node.get("key_field", "from"), node.get("value_field", "to"), mode))
+                index = w.const(RowIndex(node.get("key_field", "from"), node.get("value_field", "to"), mode))
                 w.emit(f"if type({rows}) is dict:")
                 with w.block():
                     w.emit(f"{found}.extend(_om({rows}, {key}, {mode!r}))")
@@ -1120,33 +1120,6 @@ class Generator:
         w.emit(f"memo[{name!r}] = v")
         w.emit("return v")
         return fn_name or f"LET_{_ident(name)}", w.lines
-
-
-class _RowIndex:
-    """Settings rows ``[{from: k, to: v}, ...]`` as {normalised key: [values]}, built once per rows list (as
-    ``lookup.py`` indexes them: rows without a key or a value are skipped, keys keep every value)."""
-
-    def __init__(self, key_field: str, value_field: str, mode: str):
-        self.key_field, self.value_field, self.mode = key_field, value_field, mode
-        self.cache: dict[int, tuple[Any, dict[str | None, list[Any]]]] = {}
-
-    def __call__(self, rows: Any) -> dict[str | None, list[Any]]:
-        hit = self.cache.get(id(rows))
-        if hit is not None and hit[0] is rows:
-            return hit[1]
-        idx: dict[str | None, list[Any]] = {}
-        for row in rows if isinstance(rows, list) else []:
-            if not isinstance(row, dict):
-                continue
-            k = normalise_key(row.get(self.key_field), self.mode)
-            v = row.get(self.value_field)
-            if k is None or k == "" or v is None or v == "":
-                continue
-            idx.setdefault(k, []).append(v)
-        if len(self.cache) > 64:
-            self.cache.clear()
-        self.cache[id(rows)] = (rows, idx)  # keeps `rows` alive, so its id cannot be reused
-        return idx
 
 
 def _distinct_copies(found: list[Any]) -> list[Any]:

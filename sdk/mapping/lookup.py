@@ -32,6 +32,34 @@ from sdk.mapping.paths import MISSING
 OTHERWISE = ("missing", "pass", "drop", "error")
 
 
+class RowIndex:
+    """Settings rows ``[{from: k, to: v}, ...]`` as {normalised key: [values]}, built once per rows list
+    (rows without a key or a value are skipped, keys keep every value). Shared by the closures and the
+    generated code, so both index rows the same way."""
+
+    def __init__(self, key_field: str, value_field: str, mode: str):
+        self.key_field, self.value_field, self.mode = key_field, value_field, mode
+        self.cache: dict[int, tuple[Any, dict[str | None, list[Any]]]] = {}
+
+    def __call__(self, rows: Any) -> dict[str | None, list[Any]]:
+        hit = self.cache.get(id(rows))
+        if hit is not None and hit[0] is rows:
+            return hit[1]
+        idx: dict[str | None, list[Any]] = {}
+        for row in rows if isinstance(rows, list) else []:
+            if not isinstance(row, dict):
+                continue
+            k = normalise_key(row.get(self.key_field), self.mode)
+            v = row.get(self.value_field)
+            if k is None or k == "" or v is None or v == "":
+                continue
+            idx.setdefault(k, []).append(v)
+        if len(self.cache) > 64:
+            self.cache.clear()
+        self.cache[id(rows)] = (rows, idx)  # keeps `rows` alive, so its id cannot be reused
+        return idx
+
+
 def compile_lookup(compiler: Compiler, node: dict[str, Any], where: str) -> Expr:
     key = compiler.value(node["lookup"], f"{where}.lookup")
     mode = node.get("match", "loose")
@@ -53,25 +81,7 @@ def compile_lookup(compiler: Compiler, node: dict[str, Any], where: str) -> Expr
     message = node.get("error")
     message_t = compiler.template(message, f"{where}.error") if isinstance(message, str) else None
     key_fn, rows_fn = key.fn, rows.fn if rows else None
-    index_cache: dict[int, tuple[Any, dict[str | None, list[Any]]]] = {}
-
-    def index_rows(value: Any) -> dict[str | None, list[Any]]:
-        hit = index_cache.get(id(value))
-        if hit is not None and hit[0] is value:
-            return hit[1]
-        idx: dict[str | None, list[Any]] = {}
-        for row in value if isinstance(value, list) else []:
-            if not isinstance(row, dict):
-                continue
-            k = normalise_key(row.get(kf), mode)
-            v = row.get(vf)
-            if k is None or k == "" or v is None or v == "":
-                continue
-            idx.setdefault(k, []).append(v)
-        if len(index_cache) > 64:
-            index_cache.clear()
-        index_cache[id(value)] = (value, idx)  # keeps `value` alive, so its id cannot be reused
-        return idx
+    index_rows = RowIndex(kf, vf, mode)
 
     def lookup(env: Env) -> Any:
         raw = key_fn(env)
