@@ -1178,11 +1178,19 @@ def _has_rest(node: Any) -> bool:
 
 
 PRELUDE = ["    ev = env.event", "    st = env.settings", "    vr = env.vars", "    memo = env.memo"]
+_PRELUDE_NAMES = (("ev", PRELUDE[0]), ("st", PRELUDE[1]), ("vr", PRELUDE[2]), ("memo", PRELUDE[3]))
+
+
+def prelude(body: list[str]) -> list[str]:
+    """The PRELUDE lines whose names the body uses: each is an attribute read on every call, and most
+    generated functions (a let, one request) need one or two of the four."""
+    text = "\n".join(body)
+    return [line for name, line in _PRELUDE_NAMES if re.search(rf"\b{name}\b", text)]
 
 
 def build_function(name: str, body: list[str], consts: dict[str, Any], functions: dict[str, Any]) -> Callable:
     """Compile generated lines into a function ``name(env, ...)`` with the constants in its globals."""
-    src = f"def {name}(env, out=None):\n" + "\n".join(PRELUDE + body) + "\n"
+    src = f"def {name}(env, out=None):\n" + "\n".join(prelude(body) + body) + "\n"
     namespace: dict[str, Any] = {**consts, **functions}
     exec(compile(src, f"<sluice generated {name}>", "exec"), namespace)  # noqa: S102 - our own generated code
     fn = namespace[name]
@@ -1199,7 +1207,7 @@ def template_function(compiler: Compiler, text: str, where: str, strict: bool) -
     except (_Unsupported, ExprSyntaxError):
         return compiler.template(text, where, strict=strict).fn
     w.emit(f"return {result}")
-    src = "def template(env, out=None):\n" + "\n".join(PRELUDE + w.lines) + "\n"
+    src = "def template(env, out=None):\n" + "\n".join(prelude(w.lines) + w.lines) + "\n"
     namespace: dict[str, Any] = dict(gen.consts)
     exec(compile(src, f"<sluice generated template {where}>", "exec"), namespace)  # noqa: S102 - from the spec
     return namespace["template"]

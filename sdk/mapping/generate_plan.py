@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sdk.errors import ConfigurationError, EventDropped, InstrumentationError, UnsupportedEventError
-from sdk.mapping.codegen import Generator, Writer, _has_rest, _ident, build_function
+from sdk.mapping.codegen import Generator, Writer, _has_rest, _ident, build_function, prelude
 from sdk.mapping.expressions import Compiler
 from sdk.spec.model import Check, DestinationSpec, RequestSpec
 
@@ -133,9 +133,7 @@ def _generate(
 
 
 def _function(name: str, args: str, body: list[str]) -> str:
-    from sdk.mapping.codegen import PRELUDE
-
-    return f"def {name}({args}):\n" + "\n".join(PRELUDE + body) + "\n"
+    return f"def {name}({args}):\n" + "\n".join(prelude(body) + body) + "\n"
 
 
 def _check(gen: Generator, w: Writer, check: Check, where: str) -> None:
