@@ -344,16 +344,7 @@ class Connector:
         raw_type = event.get("type")
         etype = self._type_names.get(raw_type) if type(raw_type) is str else None  # the usual spellings
         if etype is None:
-            if not isinstance(raw_type, str) or not raw_type.strip():
-                raise InstrumentationError(
-                    "the event has no 'type'; set it to track, identify, page, screen, group or alias"
-                )
-            etype = raw_type.strip().lower()
-        if etype not in self._types:
-            raise UnsupportedEventError(
-                f"{self.spec.display_name} does not support {etype!r} events "
-                f"(supported: {', '.join(self.spec.event_types)}); disable them for this destination"
-            )
+            etype = self._event_type(raw_type)
         bound = self.bind(config)
         if bound.filters:
             check_event_filtering(event, etype, bound.settings)
@@ -377,6 +368,20 @@ class Connector:
             raise InstrumentationError(
                 f"{self.spec.display_name}: cannot map this event ({type(e).__name__}: {e}); check its fields"
             ) from e
+
+    def _event_type(self, raw_type: Any) -> str:
+        """A supported event type in another spelling (`" Track"`, `TRACK`), or the typed error."""
+        if not isinstance(raw_type, str) or not raw_type.strip():
+            raise InstrumentationError(
+                "the event has no 'type'; set it to track, identify, page, screen, group or alias"
+            )
+        etype = raw_type.strip().lower()
+        if etype not in self._types:
+            raise UnsupportedEventError(
+                f"{self.spec.display_name} does not support {etype!r} events "
+                f"(supported: {', '.join(self.spec.event_types)}); disable them for this destination"
+            )
+        return etype
 
     def _request(self, p: Planned, bound: Bound, env: Env) -> VendorRequest:
         ep = bound.endpoints[p.endpoint]

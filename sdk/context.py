@@ -33,9 +33,10 @@ def parse_now(value: str | None) -> dt.datetime:
 # A pinned clock is the same text for a whole run (tests, `sluice transform --jsonl`, replays): parse it once.
 # (datetimes are immutable, so sharing one between contexts is safe.)
 _PARSED: dict[str, dt.datetime] = {}
+_new = object.__new__
 
 
-@dataclass
+@dataclass(slots=True)
 class TransformContext:
     """Clock and deterministic id source for one event's transformation."""
 
@@ -46,7 +47,10 @@ class TransformContext:
     @classmethod
     def at(cls, now: str | dt.datetime | None, seed: str = "") -> TransformContext:
         when = now if isinstance(now, dt.datetime) else parse_now(now)
-        return cls(now=when, seed=seed)
+        # One per event: set the three fields directly rather than through the generated __init__.
+        self = _new(cls)
+        self.now, self.seed, self._counter = when, seed, 0
+        return self
 
     @property
     def now_ms(self) -> int:

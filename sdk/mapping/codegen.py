@@ -61,6 +61,18 @@ _TYPE_TESTS = {
 }
 
 
+# Formats whose result for (most) text is one expression: (extra test on the text, result). Equal to
+# calling the format (tests/sdk/test_codegen.py compares every spec both ways); other inputs call it.
+_TEXT_INLINE = {
+    "string": ("", "{v}"),
+    "lower": ("", "{v}.lower()"),
+    "upper": ("", "{v}.upper()"),
+    "trim": ("", "{v}.strip()"),
+    # non-blank text is its own identifier (formats.identifier)
+    "identifier": (" and {v} and not {v}[0].isspace() and not {v}[-1].isspace()", "{v}"),
+}
+
+
 class _Unsupported(Exception):
     """This node is not generated: call the compiler's closure for it instead."""
 
@@ -290,7 +302,17 @@ class Generator:
                 raise _Unsupported
             fn = w.const(formats.FORMATS[name].fn, "F")
             a = w.const(arg, "A")
-            w.emit(f"if {var} is not _M and {var} is not None:")
+            inline = _TEXT_INLINE.get(name) if arg is None else None
+            if inline is not None:
+                # Text, the usual input, converted in place; anything else goes to the format function.
+                test, result = inline
+                w.emit(f"if type({var}) is str{test.format(v=var)}:")
+                with w.block():
+                    if result != "{v}":
+                        w.emit(f"{var} = {result.format(v=var)}")
+                w.emit(f"elif {var} is not _M and {var} is not None:")
+            else:
+                w.emit(f"if {var} is not _M and {var} is not None:")
             with w.block():
                 w.emit("try:")
                 with w.block():
@@ -500,7 +522,7 @@ class Generator:
             for k, v in reversed(table.items())
             if normalise_key(k, mode) is not None and not (isinstance(v, list) and not v)
         }
-        w.emit(f"{out} = {w.const(index)}.get(_nk({raw}, {mode!r}), _U)")
+        w.emit(f"{out} = {w.const(index)}.get({_nk_expr(raw, mode)}, _U)")
 
     def _table_lookup(
         self,
@@ -518,7 +540,7 @@ class Generator:
         for k, v in table.items():
             static.setdefault(normalise_key(k, mode), []).extend(v if isinstance(v, list) else [v])
         key, found = w.tmp("k"), w.tmp("f")
-        w.emit(f"{key} = _nk({raw}, {mode!r})")
+        w.emit(f"{key} = {_nk_expr(raw, mode)}")
         w.emit(f"{found} = []")
         w.emit(f"if {key} is not None:")
         with w.block():
@@ -750,7 +772,7 @@ class Generator:
         mode = node.get("match", "exact")
         subject, _ = self.value(w, node["switch"], f"{where}.switch")
         key = w.tmp("k")
-        w.emit(f"{key} = _nk({subject}, {mode!r})")
+        w.emit(f"{key} = {_nk_expr(subject, mode)}")
         # The compiler's table keeps the last of equal keys: generate the cases in that order.
         table: dict[Any, tuple[Any, str]] = {}
         for case, result in node["cases"].items():
@@ -938,11 +960,7 @@ class Generator:
             mode = "loose" if node.get("loose") else "ci" if node.get("ci") else "exact"
             v, _ = self.value(w, node["of"], f"{where}.of")
             # Text compared exactly needs no normalising: the common case costs one comparison.
-            norm = (
-                f"({v} if type({v}) is str else _nk({v}, 'exact'))"
-                if mode == "exact"
-                else f"_nk({v}, {mode!r})"
-            )
+            norm = _nk_expr(v, mode)
             if test in ("eq", "ne") and operand is None:
                 # Equal to null: missing or null (not the text "None" that normalising would give).
                 w.emit(f"{out} = ({v} is _M or {v} is None) != {test == 'ne'!r}")
@@ -954,7 +972,7 @@ class Generator:
                 w.emit(f"{out} = ({norm} in {wanted}) != {test == 'not_in'!r}")
             elif test == "same_as":
                 mine = w.tmp("n")
-                w.emit(f"{mine} = _nk({v}, {mode!r})")
+                w.emit(f"{mine} = {_nk_expr(v, mode)}")
                 w.emit(f"{out} = False")
                 w.emit(f"if {mine} is not None:")
                 with w.block():
@@ -970,7 +988,7 @@ class Generator:
                 w.emit(f"{out} = {v} is not _M and " + _TYPE_TESTS[str(operand)].format(v=v))
             elif test == "one_of":
                 mine = w.tmp("n")
-                w.emit(f"{mine} = _nk({v}, {mode!r})")
+                w.emit(f"{mine} = {_nk_expr(v, mode)}")
                 w.emit(f"{out} = False")
                 w.emit(f"if {mine} is not None:")
                 with w.block():
@@ -989,7 +1007,7 @@ class Generator:
             elif test == "starts_with":
                 want = w.const(normalise_key(operand, mode) or "")
                 s = w.tmp("n")
-                w.emit(f"{s} = _nk({v}, {mode!r})")
+                w.emit(f"{s} = {_nk_expr(v, mode)}")
                 w.emit(f"{out} = {s} is not None and {s}.startswith({want})")
             elif test == "matched_by":
                 self._matched_by(w, out, v, operand, mode, where)
@@ -1023,7 +1041,7 @@ class Generator:
             w.emit(f"{out} = {want} in {{_nk(x, {mode!r}) for x in {v}}}")
         w.emit("else:")
         with w.block():
-            w.emit(f"{s} = _nk({v}, {mode!r})")
+            w.emit(f"{s} = {_nk_expr(v, mode)}")
             w.emit(f"{out} = {s} is not None and {want} is not None and {want} in {s}")
 
     def _matched_by(self, w: Writer, out: str, v: str, operand: Any, mode: str, where: str) -> None:
@@ -1154,6 +1172,18 @@ def _key_parts(key: str) -> list[Any]:
             raise _Unsupported
         parts.append(_KeyTemplate(text) if "{{" in text else text)
     return parts
+
+
+def _nk_expr(v: str, mode: str) -> str:
+    """``normalise_key(v, mode)`` as an expression, inline for text (the usual key): exact text is itself,
+    ``ci`` text trimmed and case-folded; ``loose`` and other values call the function."""
+    if not v.isidentifier():
+        return f"_nk({v}, {mode!r})"
+    if mode == "exact":
+        return f"({v} if type({v}) is str else _nk({v}, 'exact'))"
+    if mode == "ci":
+        return f"({v}.strip().casefold() if type({v}) is str else _nk({v}, 'ci'))"
+    return f"_nk({v}, {mode!r})"
 
 
 def _ident(name: str) -> str:
