@@ -227,6 +227,7 @@ class Connector:
         # event type -> (generated mapping, the lets it reads through env.let)
         self._fast = {t: (fn, self.plan.fast_lets[t]) for t, fn in self.plan.generated.items()}
         self._bound: dict[int, tuple[dict[str, Any], Bound]] = {}
+        self._bound_by_config: dict[int, tuple[Any, Bound]] = {}
         self._types = frozenset(spec.event_types)
         self._type_names = {t: t for t in spec.event_types} | {t.capitalize(): t for t in spec.event_types}
 
@@ -258,6 +259,16 @@ class Connector:
     # -- config ------------------------------------------------------------------------------------
     def bind(self, config: dict[str, Any] | None) -> Bound:
         """The connector for one config; computed once per distinct config."""
+        seen = self._bound_by_config.get(id(config))
+        if seen is not None and seen[0] is config:  # the same config object as last time (the pipeline's
+            return seen[1]  # case; like SettingsValidator.check, callers must not mutate a config after use)
+        bound = self._bind(config)
+        if len(self._bound_by_config) > 256:
+            self._bound_by_config.clear()
+        self._bound_by_config[id(config)] = (config, bound)  # keeps `config` alive: its id stays unique
+        return bound
+
+    def _bind(self, config: dict[str, Any] | None) -> Bound:
         settings, warnings = self.settings.check(config)
         hit = self._bound.get(id(settings))
         if hit is not None and hit[0] is settings:

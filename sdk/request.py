@@ -65,11 +65,14 @@ class VendorRequest(BaseModel):
         Equal to ``VendorRequest(method=..., url=..., ...)`` with the same values (a test holds it so).
         """
         self = _new(cls)
-        _set_attr(self, "__dict__", {
-            "method": method, "url": url, "headers": headers, "params": params, "json_body": json_body,
-            "form": form, "text": text, "endpoint": endpoint, "transport": transport, "raw": raw,
-            "steps": None, "meta": {},
-        })  # fmt: skip
+        values = _PROTOTYPE.copy()  # (a copy of a same-shaped dict is cheaper than a literal)
+        values["method"], values["url"], values["headers"], values["params"] = method, url, headers, params
+        values["json_body"], values["form"], values["text"] = json_body, form, text
+        values["endpoint"] = endpoint
+        if transport != "http":
+            values["transport"], values["raw"] = transport, raw
+        values["meta"] = {}
+        _set_attr(self, "__dict__", values)
         _set_fields(self, set(_BUILD_FIELDS if transport == "http" else _RAW_FIELDS))
         _set_extra(self, None)
         _set_private(self, None)
@@ -138,6 +141,10 @@ class VendorRequest(BaseModel):
 
 _BUILD_FIELDS = frozenset({"method", "url", "headers", "params", "json_body", "form", "text", "endpoint"})
 _RAW_FIELDS = _BUILD_FIELDS | {"transport", "raw"}
+_PROTOTYPE: dict[str, Any] = {
+    "method": "POST", "url": "", "headers": None, "params": None, "json_body": None, "form": None,
+    "text": None, "endpoint": None, "transport": "http", "raw": None, "steps": None, "meta": None,
+}  # fmt: skip
 # ``build`` sets pydantic's instance slots through their descriptors: the same state a validated
 # construction leaves, without BaseModel.__setattr__'s checks (they cost more than the rest of build).
 _new = object.__new__

@@ -87,6 +87,8 @@ class Writer:
     def __init__(self, consts: dict[str, Any], counter: Iterator[int]):
         self.lines: list[str] = []
         self.depth = 1
+        # let name -> (local holding its value, line count when it was read): see Generator._let
+        self.let_locals: dict[str, tuple[str, int]] = {}
         self.consts = consts
         self.counter = counter
 
@@ -133,6 +135,7 @@ class Writer:
     def rollback(self, mark: tuple[int, int]) -> None:
         del self.lines[mark[0] :]
         self.depth = mark[1]
+        self.let_locals = {n: v for n, v in self.let_locals.items() if v[1] <= mark[0]}
 
 
 class Generator:
@@ -277,14 +280,21 @@ class Generator:
         return out
 
     def _let(self, w: Writer, name: str) -> str:
-        """A let's value: from this event's memo, else computed by its generated function."""
+        """A let's value: from this event's memo, else computed by its generated function. Once read at
+        a function's top level (so on every path to what follows), later reads use that local."""
+        self.used_lets.add(name)
+        known = w.let_locals.get(name)
+        if known is not None:
+            return known[0]
         out = w.tmp("L")
         fn = self.let_fn.get(name, f"LET_{_ident(name)}")
-        self.used_lets.add(name)
+        top = w.depth == 1
         w.emit(f"{out} = memo.get({name!r}, _A)")
         w.emit(f"if {out} is _A or {out} is _C:")
         with w.block():
             w.emit(f"{out} = env.let({name!r})" if self.lets_in_env else f"{out} = {fn}(env)")
+        if top:
+            w.let_locals[name] = (out, len(w.lines))
         return out
 
     def _formats(self, w: Writer, var: str, specs: list[Any], where: str, lenient: bool) -> None:
@@ -336,11 +346,10 @@ class Generator:
             return out
         if all(isinstance(p, str) for p in parts):
             return repr("".join(parts))  # type: ignore[arg-type]
-        acc = w.tmp("s")
-        w.emit(f"{acc} = []")
+        pieces = []
         for p in parts:
             if isinstance(p, str):
-                w.emit(f"{acc}.append({p!r})")
+                pieces.append(repr(p))
                 continue
             v = self._expr(w, p, where)
             w.emit(f"if {v} is _M or {v} is None:")
@@ -349,12 +358,13 @@ class Generator:
                     names = [op.path.text for op in p.operands if op.path is not None]
                     w.emit(f"raise _mtv({names!r}, {where!r})")
                 else:
-                    w.emit("pass")
-            w.emit("else:")
+                    w.emit(f'{v} = ""')
+            w.emit(f"elif type({v}) is not str:")
             with w.block():
-                w.emit(f"{acc}.append({v} if type({v}) is str else _to_s({v}))")
+                w.emit(f"{v} = _to_s({v})")
+            pieces.append(v)
         out = w.tmp()
-        w.emit(f'{out} = "".join({acc})')
+        w.emit(f"{out} = {' + '.join(pieces)}")
         return out
 
     def _first(self, w: Writer, nodes: list[Any], where: str, same_where: bool = False) -> str:
@@ -459,22 +469,29 @@ class Generator:
             omit = node.get("omit")
             omit = [omit] if isinstance(omit, str) else list(omit or [])
             drop = w.const(frozenset(omit))
+            # Values the directive made are fresh already; the source's are copied in the same pass (one
+            # walk over the object instead of a filter and then a deep copy).
+            x = "x" if fresh else "(_jc(x) if type(x) is dict or type(x) is list else x)"
             w.emit(f"if type({out}) is dict:")
             with w.block():
                 if "pick" in node:
                     pick = node["pick"]
                     pick = [pick] if isinstance(pick, str) else list(pick)
                     keys = w.const(tuple(k for k in pick if k not in omit))
-                    w.emit(f"{out} = {{k: {out}[k] for k in {keys} if k in {out}}}")
+                    val = f"{out}[k]" if fresh else _copied(f"{out}[k]")
+                    w.emit(f"{out} = {{k: {val} for k in {keys} if k in {out}}}")
                 else:
-                    w.emit(f"{out} = {{k: x for k, x in {out}.items() if k not in {drop}}}")
-            fresh = False  # the values are still the source's
-        if "rename" in node:
+                    w.emit(f"{out} = {{k: {x} for k, x in {out}.items() if k not in {drop}}}")
+            if not fresh:
+                w.emit(f"elif type({out}) is list:")
+                with w.block():
+                    w.emit(f"{out} = _jc({out})")
+            fresh = True
+        if "rename" in node:  # new keys, the same values (so as fresh as they were)
             renames = w.const(dict(node["rename"]))
             w.emit(f"if type({out}) is dict:")
             with w.block():
                 w.emit(f"{out} = {{{renames}.get(k, k): x for k, x in {out}.items()}}")
-            fresh = False
         # A switch's `default` is its own option (the value for unlisted cases), not the modifier.
         default = "default" in node and kind != "switch"
         if default or node.get("required") or node.get("keep_null"):
@@ -1172,6 +1189,11 @@ def _key_parts(key: str) -> list[Any]:
             raise _Unsupported
         parts.append(_KeyTemplate(text) if "{{" in text else text)
     return parts
+
+
+def _copied(v: str) -> str:
+    """An expression copying the value of ``v`` (an expression read twice: keep it a name or a lookup)."""
+    return f"(_jc({v}) if type({v}) is dict or type({v}) is list else {v})"
 
 
 def _nk_expr(v: str, mode: str) -> str:

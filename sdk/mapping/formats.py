@@ -516,8 +516,8 @@ def parse_json(v: Any, _: Any = None) -> Any:
     "urlencode", "Percent-encoded for a URL path segment or query value", example=("a b/c", None, "a%20b%2Fc")
 )
 def urlencode(v: Any, _: Any = None) -> Any:
-    s = to_string(v)
-    if _URL_SAFE.match(s):
+    s = v if type(v) is str else to_string(v)
+    if (s.isascii() and s.isalnum()) or _URL_SAFE.match(s):
         return s  # nothing to encode (the common id): skip urllib's per-character work
     return urllib.parse.quote(s, safe="")
 
