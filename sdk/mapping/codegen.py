@@ -15,6 +15,7 @@ Generated code reads ``env`` (event, settings, vars, memo); a ``let`` computed h
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -860,6 +861,12 @@ class Generator:
             opts = node if isinstance(node, dict) else {}
             # Split before generating the value: a key the compiler refuses must not leave half a field.
             parts = ["..."] if key.startswith("...") else _key_parts(key)
+            lit = _scalar_literal(node)
+            if lit is not _UNSET and len(parts) == 1 and isinstance(parts[0], str) and parts[0] != "...":
+                # A constant field (`type: {value: event}`, `version: 2`): one store, no tests.
+                if (lit is not None or opts.get("keep_null")) and not (opts.get("omit_empty") and lit == ""):
+                    w.emit(f"{out}[{parts[0]!r}] = {lit!r}")
+                continue
             v, fresh = self.value(w, node, fwhere)
             test = f"{v} is not _M" + ("" if opts.get("keep_null") else f" and {v} is not None")
             if opts.get("omit_empty"):
@@ -1189,6 +1196,20 @@ def _key_parts(key: str) -> list[Any]:
             raise _Unsupported
         parts.append(_KeyTemplate(text) if "{{" in text else text)
     return parts
+
+
+def _scalar_literal(node: Any) -> Any:
+    """The constant a field node stands for (a number, boolean or null, or ``{value: <scalar>}``), else
+    _UNSET. Text nodes are expressions, not constants."""
+    if isinstance(node, dict) and set(node) == {"value"}:
+        node = node["value"]
+        if node is None:
+            return _UNSET
+    elif isinstance(node, str):
+        return _UNSET
+    if isinstance(node, float):
+        return node if math.isfinite(node) else _UNSET
+    return node if node is None or isinstance(node, str | bool | int) else _UNSET
 
 
 def _copied(v: str) -> str:
