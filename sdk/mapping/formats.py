@@ -517,12 +517,15 @@ def parse_json(v: Any, _: Any = None) -> Any:
 )
 def urlencode(v: Any, _: Any = None) -> Any:
     s = v if type(v) is str else to_string(v)
-    if (s.isascii() and s.isalnum()) or _URL_SAFE.match(s):
-        return s  # nothing to encode (the common id): skip urllib's per-character work
+    if s.isascii():  # the common id (or e-mail address): one C-level pass, as quote(s, safe="") encodes it
+        return s if s.isalnum() else s.translate(_ASCII_QUOTED)
     return urllib.parse.quote(s, safe="")
 
 
-_URL_SAFE = re.compile(r"^[A-Za-z0-9_.~-]*$")
+# Every ASCII character quote(..., safe="") escapes, with its escape (letters, digits and _.-~ stay).
+_ASCII_QUOTED = {
+    c: f"%{c:02X}" for c in range(128) if not (chr(c).isascii() and (chr(c).isalnum() or chr(c) in "_.-~"))
+}
 
 
 @register("base64", "Base64 of the text", example=("ab", None, "YWI="))

@@ -72,3 +72,20 @@ def test_format_with_argument():
     _, fn, arg = formats.resolve({"map": {"Male": "M"}})
     assert fn("Male", arg) == "M"
     assert fn("Other", arg) == "Other"
+
+
+def test_urlencode_escapes_as_urllib_quote_with_nothing_safe() -> None:
+    """The ASCII fast path (a translation table) must encode exactly as urllib.parse.quote(s, safe="")."""
+    import random
+    import urllib.parse
+
+    from sdk.mapping.formats import urlencode
+
+    for c in range(128):
+        assert urlencode(chr(c)) == urllib.parse.quote(chr(c), safe=""), repr(chr(c))
+    rng = random.Random(7)
+    for _ in range(2000):
+        s = "".join(chr(rng.randrange(0, 300)) for _ in range(rng.randrange(0, 16)))
+        assert urlencode(s) == urllib.parse.quote(s, safe=""), repr(s)
+    assert urlencode("ada@example.com") == "ada%40example.com"
+    assert urlencode(12.0) == "12"
