@@ -1283,4 +1283,6 @@ def template_function(compiler: Compiler, text: str, where: str, strict: bool) -
     src = "def template(env, out=None):\n" + "\n".join(prelude(w.lines) + w.lines) + "\n"
     namespace: dict[str, Any] = dict(gen.consts)
     exec(compile(src, f"<sluice generated template {where}>", "exec"), namespace)  # noqa: S102 - from the spec
-    return namespace["template"]
+    fn = namespace["template"]
+    fn.__sluice_source__ = src
+    return fn
