@@ -56,7 +56,10 @@ def _outcome(conn: Connector, event: dict[str, Any], config: dict[str, Any], gen
             copy.deepcopy(event), bound.settings, bound.vars, ctx, {}, conn.plan.names, etype, bound.cache
         )
         planned = conn.plan.run(env) if generated else conn.plan.run_closures(env)
-        return [(p.endpoint, p.body, p.headers, p.params) for p in planned]
+        # The requests as sent too: endpoint templates read lets through env.let, which are generated
+        # functions on the fast path and closures on the other.
+        requests = [conn._request(p, bound, env).to_wire() for p in planned]
+        return [(p.endpoint, p.body, p.headers, p.params) for p in planned], requests
     except SluiceError as e:
         return (type(e).__name__, e.message)
     except RecursionError:
