@@ -10,6 +10,12 @@ results, errors included.
 
 Generated code reads ``env`` (event, settings, vars, memo); a ``let`` computed here is stored in
 ``env.memo``, so closures used as fallbacks see it too, and vice versa.
+
+What the code is shaped by, since it runs for every event (``bench/RESULTS.md`` has the measurements):
+a function reads only the ``env`` attributes it uses; a let read at a function's top level is kept in a
+local for the rest of that function; values are copied once, where they enter an output (``fresh``
+tracks which are new already); the common formats and key normalisation are inline for text; constant
+fields are plain stores.
 """
 
 from __future__ import annotations
