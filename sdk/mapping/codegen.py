@@ -224,21 +224,23 @@ class Generator:
 
     def _expr(self, w: Writer, p: ParsedExpr, where: str) -> str:
         out = w.tmp()
-        first = True
-        for op in p.operands:
-            if first:
-                w.emit(f"{out} = {self._operand(w, op, where)}")
-                first = False
-                continue
-            w.emit(f'if {out} is _M or {out} is None or {out} == "":')
-            with w.block():
-                w.emit(f"{out} = {self._operand(w, op, where)}")
+        depth = w.depth
+        # Each fallback is nested in the test of the one before: once an operand is present, the rest of
+        # the chain costs nothing (long chains stay flat: Python limits indentation to 100 levels).
+        nest = len(p.operands) <= 16
+        for i, op in enumerate(p.operands):
+            if i:
+                w.depth = w.depth if nest else depth
+                w.emit(f'if {out} is _M or {out} is None or {out} == "":')
+                w.depth += 1
+            w.emit(f"{out} = {self._operand(w, op, where)}")
         if len(p.operands) > 1:
             # `a ?? b` is the first present operand, else missing (as the closures): never the last one's
             # null or empty text, which the formats would then be asked to convert.
             w.emit(f'if {out} is None or {out} == "":')
             with w.block():
                 w.emit(f"{out} = _M")
+        w.depth = depth
         self._formats(w, out, list(p.formats), where, lenient=False)
         return out
 

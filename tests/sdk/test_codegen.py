@@ -351,3 +351,12 @@ def test_lookups_with_rows_many_and_otherwise_are_generated() -> None:
     assert dropped == ("EventDropped", "nope is not mapped")
     by_key = {"lookup": "settings.trait", "rows": "traits", "match": "ci"}
     assert _value(by_key, {"traits": {"Plan": "pro", "plan ": "x"}}, {"trait": "PLAN"}) == "pro"
+
+
+def test_long_fallback_chains_generate_flat_and_agree() -> None:
+    """`a ?? b ?? ...` nests each fallback in the test before it; a chain too long to nest (Python allows
+    100 levels of indentation) is written flat, with the same result: the first present operand."""
+    chain = " ?? ".join(f"properties.p{i}" for i in range(40))
+    conn = _demo({"x": chain, "y": "properties.a ?? properties.b ?? properties.c"})
+    event = {"type": "track", "event": "e", "properties": {"p38": "", "p39": 5, "b": None, "c": "c"}}
+    assert _both(conn, event) == {"x": 5, "y": "c"}  # by hand: "" and null are absent, so p39 and c
