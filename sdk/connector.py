@@ -372,15 +372,7 @@ class Connector:
             planned = fast[0](env, []) if fast is not None else self.plan.run(env)
             if self._stepped:
                 return self._with_steps(planned, bound, env)
-            out = []
-            endpoints = bound.endpoints
-            for p in planned:
-                make = endpoints[p.endpoint].make
-                if make is not None and not p.headers and not p.params:
-                    out.append(make(p.body, env))
-                else:
-                    out.append(self._request(p, bound, env))
-            return out
+            return [self._request(p, bound, env) for p in planned]
         except SluiceError:
             raise
         except RecursionError as e:
@@ -444,7 +436,7 @@ class Connector:
             params = {**dict(parse_qsl(query, keep_blank_values=True)), **params}
         body = p.body
         fmt = c.body_format
-        json_body, form, text = self._body(fmt, body)
+        json_body, form, text = _body_parts(fmt, body, self.spec.name)
         typed = ep.has_content_type or (
             bool(p.headers or ep.dynamic_headers) and any(k.lower() == "content-type" for k in headers)
         )
@@ -457,20 +449,6 @@ class Connector:
         if c.json_type and not typed:
             headers["Content-Type"] = "application/json"
         return VendorRequest.build(c.method, url, headers, params, json_body, form, text, p.endpoint)
-
-    def _body(self, fmt: str, body: Any) -> tuple[Any, dict | None, str | None]:
-        """(json, form, text) of a mapped body in the endpoint's format; xml and query are the caller's."""
-        if fmt == "json":
-            return (body if body is not None else {}), None, None
-        if fmt == "json_array":
-            return (body if isinstance(body, list) else [body]), None, None
-        if fmt == "form":
-            if body is not None and not isinstance(body, dict):
-                raise InstrumentationError(f"{self.spec.name}: a form body must be an object")
-            return None, body or {}, None
-        if fmt == "text":
-            return None, None, body if isinstance(body, str) else "" if body is None else _text(body)
-        return None, None, None
 
     # -- declared steps (sdk/steps.py runs them) ---------------------------------------------------
     def _with_steps(self, planned: list[Planned], bound: Bound, env: Env) -> list[VendorRequest]:
@@ -596,22 +574,25 @@ def _request_maker(b: BoundEndpoint, connector: str) -> Callable[[Any, Env], Ven
 
     def make(body: Any, env: Env) -> VendorRequest:
         u = url if url_fn is None else _event_url(url_fn(env))
-        p = dict(params) if params else {}
-        if fmt == "json":
-            return build(method, u, dict(headers), p, {} if body is None else body, None, None, name)
-        if fmt == "json_array":
-            items = body if type(body) is list else [body]
-            return build(method, u, dict(headers), p, items, None, None, name)
-        if fmt == "form":
-            if body is not None and type(body) is not dict:
-                raise InstrumentationError(f"{connector}: a form body must be an object")
-            return build(method, u, dict(headers), p, None, body or {}, None, name)
-        if fmt == "text":
-            text = body if type(body) is str else "" if body is None else _text(body)
-            return build(method, u, dict(headers), p, None, None, text, name)
-        return build(method, u, dict(headers), p, None, None, None, name)
+        json_body, form, text = _body_parts(fmt, body, connector)
+        return build(method, u, dict(headers), dict(params) if params else {}, json_body, form, text, name)
 
     return make
+
+
+def _body_parts(fmt: str, body: Any, connector: str) -> tuple[Any, dict | None, str | None]:
+    """(json, form, text) of a mapped body in the endpoint's format; xml and query are the caller's."""
+    if fmt == "json":
+        return ({} if body is None else body), None, None
+    if fmt == "json_array":
+        return (body if isinstance(body, list) else [body]), None, None
+    if fmt == "form":
+        if body is not None and not isinstance(body, dict):
+            raise InstrumentationError(f"{connector}: a form body must be an object")
+        return None, body or {}, None
+    if fmt == "text":
+        return None, None, body if isinstance(body, str) else "" if body is None else _text(body)
+    return None, None, None
 
 
 def _event_url(url: Any) -> str:

@@ -47,7 +47,7 @@ from sdk.mapping.expressions import (
 from sdk.mapping.exprstring import ExprSyntaxError, ParsedExpr, parse, template_parts
 from sdk.mapping.jsoncopy import json_copy
 from sdk.mapping.lookup import OTHERWISE as _OTHERWISE
-from sdk.mapping.lookup import RowIndex, _object_matches
+from sdk.mapping.lookup import RowIndex, _object_matches, distinct_copies
 from sdk.mapping.objects import _SPLIT as _KEY_SPLIT
 from sdk.mapping.paths import INDEX, KEY, MISSING, Path, PathError, read_keys, read_steps
 
@@ -169,7 +169,7 @@ class Generator:
             "_num": formats.to_number, "_pt": formats.parse_time, "_up": user_pattern,
             "_rst": _runtime_steps, "_PE": PathError, "_ESE": ExprSyntaxError, "_kp": _key_paths,
             "_dp": _drop_path, "_sbt": _sandboxed_template, "_om": _object_matches,
-            "_distinct": _distinct_copies, "_ED": EventDropped,
+            "_distinct": distinct_copies, "_ED": EventDropped,
         }  # fmt: skip
         self.counter = itertools.count()
 
@@ -1170,18 +1170,6 @@ class Generator:
         w.emit(f"memo[{name!r}] = v")
         w.emit("return v")
         return fn_name or f"LET_{_ident(name)}", w.lines
-
-
-def _distinct_copies(found: list[Any]) -> list[Any]:
-    """``many``: every match once (compared by their text form), each a copy."""
-    seen: set[str] = set()
-    out = []
-    for v in found:
-        mark = repr(v)
-        if mark not in seen:
-            seen.add(mark)
-            out.append(json_copy(v))
-    return out
 
 
 class _KeyTemplate:

@@ -60,6 +60,18 @@ class RowIndex:
         return idx
 
 
+def distinct_copies(found: list[Any]) -> list[Any]:
+    """``many``: every match once (compared by their text form), each a copy."""
+    seen: set[str] = set()
+    out = []
+    for v in found:
+        mark = repr(v)
+        if mark not in seen:
+            seen.add(mark)
+            out.append(json_copy(v))
+    return out
+
+
 def compile_lookup(compiler: Compiler, node: dict[str, Any], where: str) -> Expr:
     key = compiler.value(node["lookup"], f"{where}.lookup")
     mode = node.get("match", "loose")
@@ -96,15 +108,7 @@ def compile_lookup(compiler: Compiler, node: dict[str, Any], where: str) -> Expr
                     found.extend(index_rows(table_rows).get(k, ()))
             found.extend(static.get(k, ()))
         if found:
-            if not many:
-                return json_copy(found[0])
-            seen, out = set(), []
-            for v in found:
-                mark = repr(v)
-                if mark not in seen:
-                    seen.add(mark)
-                    out.append(json_copy(v))
-            return out
+            return distinct_copies(found) if many else json_copy(found[0])
         if has_default:
             return json_copy(default)
         if otherwise == "pass":

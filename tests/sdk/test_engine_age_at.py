@@ -4,26 +4,16 @@ Expectations follow from the documented rule: age = (at-time, else now) - TIME.
 """
 
 import pytest
+from mini_spec import mini_connector
 
-from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.errors import InstrumentationError, SpecError
-from sdk.spec.model import DestinationSpec
 
 NOW = "2026-12-01T00:00:00Z"
 
 
 def _conn(check):
-    spec = {
-        "spec_version": 2,
-        "name": "agedemo",
-        "display_name": "Age demo",
-        "event_types": ["track"],
-        "endpoints": {"e": {"url": "https://example.org/e"}},
-        "checks": [{"when": check, "error": "too old"}],
-        "mappings": {"track": {"endpoint": "e", "body": {"t": "timestamp"}}},
-    }
-    return Connector(DestinationSpec.model_validate(spec))
+    return mini_connector("track", {"body": {"t": "timestamp"}}, checks=[{"when": check, "error": "too old"}])
 
 
 def _run(conn, event):

@@ -5,11 +5,10 @@ Expectations are written by hand from the format's description in ``sdk/mapping/
 """
 
 import pytest
+from mini_spec import mini_connector
 
-from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.mapping import formats
-from sdk.spec.model import DestinationSpec
 
 
 def test_nested_objects_join_with_dots_and_plain_lists_stay_lists():
@@ -56,25 +55,13 @@ def test_too_deep_is_a_format_error():
 
 
 def test_in_a_spec_with_rest():
-    spec = {
-        "spec_version": 2,
-        "name": "demo",
-        "display_name": "Demo",
-        "event_types": ["track"],
-        "endpoints": {"events": {"url": "https://api.demo.io/v1/events"}},
-        "mappings": {
-            "track": {
-                "endpoint": "events",
-                "body": {
-                    "object": {
-                        "value": "properties.revenue",
-                        "props": {"rest": "properties", "format": ["flatten_indexed"]},
-                    }
-                },
-            }
-        },
+    body = {
+        "object": {
+            "value": "properties.revenue",
+            "props": {"rest": "properties", "format": ["flatten_indexed"]},
+        }
     }
-    conn = Connector(DestinationSpec.model_validate(spec))
+    conn = mini_connector("track", {"body": body})
     event = {"type": "track", "event": "Paid", "properties": {"revenue": 3, "cart": {"items": [{"id": 1}]}}}
     (req,) = conn.transform(event, {}, TransformContext.at("2024-05-01T12:00:00Z"))
     assert req.json_body == {"value": 3, "props": {"cart.items[0].id": 1}}

@@ -4,11 +4,10 @@ Expectations are written from the formats' documented meaning, not captured from
 """
 
 import pytest
+from mini_spec import mini_connector
 
-from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.mapping import formats
-from sdk.spec.model import DestinationSpec
 
 
 @pytest.mark.parametrize(
@@ -61,21 +60,8 @@ def test_user_agent_version_keeps_every_part_the_agent_states():
 
 
 def test_pairs_drive_one_request_per_element():
-    spec = {
-        "spec_version": 2,
-        "name": "pairsdemo",
-        "display_name": "Pairs demo",
-        "event_types": ["group"],
-        "endpoints": {"groups": {"url": "https://example.org/groups"}},
-        "mappings": {
-            "group": {
-                "endpoint": "groups",
-                "each": "traits | pairs('explode')",
-                "body": {"key": "item.key", "id": "item.value"},
-            }
-        },
-    }
-    conn = Connector(DestinationSpec.model_validate(spec))
+    mapping = {"each": "traits | pairs('explode')", "body": {"key": "item.key", "id": "item.value"}}
+    conn = mini_connector("group", mapping)
     event = {"type": "group", "traits": {"company": ["a", "b"], "team": "t"}}
     reqs = conn.transform(event, {}, TransformContext.at("2024-05-01T00:00:00Z", seed="s"))
     assert [r.json_body for r in reqs] == [

@@ -5,27 +5,23 @@ any other Host (templated, or naming another host) could redirect the request an
 """
 
 import pytest
+from mini_spec import mini_connector
 
 from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.errors import SpecError
-from sdk.spec.model import DestinationSpec
 
 
 def _connector(url: str, headers: dict, event_headers: dict | None = None) -> Connector:
     mapping = {"endpoint": "events", "body": {"name": "event"}}
     if event_headers is not None:
         mapping["headers"] = event_headers
-    spec = {
-        "spec_version": 2,
-        "name": "demo",
-        "display_name": "Demo",
-        "event_types": ["track"],
-        "vars": {"path": {"value": "v1/collect"}},
-        "endpoints": {"events": {"url": url, "headers": headers}},
-        "mappings": {"track": mapping},
-    }
-    return Connector(DestinationSpec.model_validate(spec))
+    return mini_connector(
+        "track",
+        mapping,
+        vars={"path": {"value": "v1/collect"}},
+        endpoints={"events": {"url": url, "headers": headers}},
+    )
 
 
 def _send(conn: Connector, event: dict | None = None):

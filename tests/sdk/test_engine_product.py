@@ -4,26 +4,15 @@ Expectations are worked out by hand from the directive's rule in ``sdk/mapping/e
 """
 
 import pytest
+from mini_spec import mini_connector
 
 from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.errors import InstrumentationError, SpecError
-from sdk.spec.model import DestinationSpec
 
 
 def _connector(body: dict) -> Connector:
-    return Connector(
-        DestinationSpec.model_validate(
-            {
-                "spec_version": 2,
-                "name": "demo",
-                "display_name": "Demo",
-                "event_types": ["track"],
-                "endpoints": {"events": {"url": "https://api.demo.io/v1/events"}},
-                "mappings": {"track": {"endpoint": "events", "body": body}},
-            }
-        )
-    )
+    return mini_connector("track", {"body": body})
 
 
 def _body(conn: Connector, properties: dict) -> dict:

@@ -5,12 +5,11 @@ Expectations are written by hand from the formats' descriptions in ``sdk/mapping
 """
 
 import pytest
+from mini_spec import mini_connector
 
-from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.errors import InstrumentationError
 from sdk.mapping import formats
-from sdk.spec.model import DestinationSpec
 
 
 def test_prune_drops_null_empty_text_and_empty_containers_but_keeps_false_and_zero():
@@ -32,25 +31,8 @@ def test_drop_keys_with_a_bad_pattern_is_a_format_error():
 
 
 def test_flatten_prune_and_drop_keys_in_a_spec():
-    spec = {
-        "spec_version": 2,
-        "name": "demo",
-        "display_name": "Demo",
-        "event_types": ["track"],
-        "endpoints": {"events": {"url": "https://api.demo.io/v1/events"}},
-        "mappings": {
-            "track": {
-                "endpoint": "events",
-                "body": {
-                    "params": {
-                        "rest": "properties",
-                        "format": [{"flatten": "_"}, "prune", {"drop_keys": "^ga_"}],
-                    }
-                },
-            }
-        },
-    }
-    conn = Connector(DestinationSpec.model_validate(spec))
+    body = {"params": {"rest": "properties", "format": [{"flatten": "_"}, "prune", {"drop_keys": "^ga_"}]}}
+    conn = mini_connector("track", {"body": body})
     event = {
         "type": "track",
         "event": "Viewed",
@@ -62,20 +44,7 @@ def test_flatten_prune_and_drop_keys_in_a_spec():
 
 
 def test_bad_pattern_in_a_spec_names_the_field():
-    spec = {
-        "spec_version": 2,
-        "name": "demo",
-        "display_name": "Demo",
-        "event_types": ["track"],
-        "endpoints": {"events": {"url": "https://api.demo.io/v1/events"}},
-        "mappings": {
-            "track": {
-                "endpoint": "events",
-                "body": {"p": {"from": "properties", "format": {"drop_keys": "["}}},
-            }
-        },
-    }
-    conn = Connector(DestinationSpec.model_validate(spec))
+    conn = mini_connector("track", {"body": {"p": {"from": "properties", "format": {"drop_keys": "["}}}})
     with pytest.raises(InstrumentationError, match="drop_keys"):
         conn.transform(
             {"type": "track", "properties": {"a": 1}}, {}, TransformContext.at("2024-05-01T12:00:00Z")

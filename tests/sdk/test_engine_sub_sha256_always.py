@@ -8,12 +8,11 @@ rules, not taken from the engine's output.
 import hashlib
 
 import pytest
+from mini_spec import mini_connector
 
-from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.errors import InstrumentationError
 from sdk.mapping import formats
-from sdk.spec.model import DestinationSpec
 
 
 def _h(text: str) -> str:
@@ -58,15 +57,7 @@ def test_sha256_refuses_an_unknown_mode():
 
 
 def _connector(body):
-    spec = {
-        "spec_version": 2,
-        "name": "demo",
-        "display_name": "Demo",
-        "event_types": ["track"],
-        "endpoints": {"e": {"url": "https://api.demo.io/v1/e"}},
-        "mappings": {"track": {"endpoint": "e", "body": body}},
-    }
-    return Connector(DestinationSpec.model_validate(spec))
+    return mini_connector("track", {"body": body})
 
 
 def test_normalise_and_hash_in_a_spec():

@@ -8,25 +8,20 @@ typed error, for every connector; ordinary ids, and dots inside a segment, pass.
 """
 
 import pytest
+from mini_spec import mini_connector
 
 from sdk.connector import Connector
 from sdk.context import TransformContext
 from sdk.errors import InstrumentationError
-from sdk.spec.model import DestinationSpec
 
 NOW = TransformContext.at("2024-05-01T12:00:00Z")
 
 
 def _connector() -> Connector:
-    spec = {
-        "spec_version": 2,
-        "name": "demo",
-        "display_name": "Demo",
-        "event_types": ["track"],
-        "endpoints": {"things": {"url": "https://api.demo.io/v1/things/{{ properties.thing }}/events"}},
-        "mappings": {"track": {"endpoint": "things", "body": {"name": "event"}}},
-    }
-    return Connector(DestinationSpec.model_validate(spec))
+    things = {"url": "https://api.demo.io/v1/things/{{ properties.thing }}/events"}
+    return mini_connector(
+        "track", {"endpoint": "things", "body": {"name": "event"}}, endpoints={"things": things}
+    )
 
 
 def _event(thing: str) -> dict:
