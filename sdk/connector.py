@@ -189,6 +189,8 @@ class Bound:
     warnings: list[str]
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-config values (see Compiler)
     filters: bool = False  # event filtering or consent settings present: check each event
+    # Endpoint name -> its request constructor, for the simple endpoints (``BoundEndpoint.make``).
+    makers: dict[str, Callable[[Any, Env], VendorRequest]] = field(default_factory=dict, repr=False)
 
 
 class Connector:
@@ -305,6 +307,7 @@ class Connector:
             if b.simple and c.transport == "http":
                 b.make = _request_maker(b, self.spec.name)
         bound = Bound(settings, vars_, endpoints, auth_headers, auth_params, warnings)
+        bound.makers = {name: b.make for name, b in endpoints.items() if b.make is not None}
         bound.filters = settings.get("eventFilteringOption") in (
             "whitelistedEvents",
             "blacklistedEvents",
@@ -358,7 +361,8 @@ class Connector:
         etype = self._type_names.get(raw_type) if type(raw_type) is str else None  # the usual spellings
         if etype is None:
             etype = self._event_type(raw_type)
-        bound = self.bind(config)
+        seen = self._bound_by_config.get(id(config))  # bind()'s first test, inline: the per-event path
+        bound = seen[1] if seen is not None and seen[0] is config else self.bind(config)
         if bound.filters:
             check_event_filtering(event, etype, bound.settings)
             check_consent(event, bound.settings, source_type)
@@ -372,7 +376,15 @@ class Connector:
             planned = fast[0](env, []) if fast is not None else self.plan.run(env)
             if self._stepped:
                 return self._with_steps(planned, bound, env)
-            return [self._request(p, bound, env) for p in planned]
+            makers = bound.makers
+            out = []
+            for p in planned:
+                make = makers.get(p.endpoint)
+                if make is not None and not p.headers and not p.params:
+                    out.append(make(p.body, env))
+                else:
+                    out.append(self._request(p, bound, env))
+            return out
         except SluiceError:
             raise
         except RecursionError as e:
@@ -565,17 +577,31 @@ def _own_host(name: str, value: str, url: str) -> bool:
 
 def _request_maker(b: BoundEndpoint, connector: str) -> Callable[[Any, Env], VendorRequest]:
     """The request constructor of a simple endpoint (nothing per event but its URL and body): the hot path
-    of most connectors, so every per-config decision (URL, headers, body kind) is taken here, once."""
+    of most connectors, so every per-config decision (URL, headers, body kind) is taken here, once. A
+    simple endpoint has no query parameters (see ``_bind``), so its requests start with none."""
     c = b.compiled
     method, name, fmt = c.method, c.name, c.body_format
-    url, headers, params = b.url, b.final_headers, b.final_params
+    url, headers = b.url, b.final_headers
     url_fn = c.url.fn if url is None else None
     build = VendorRequest.build
+    if fmt == "json" and url_fn is None:
+
+        def make_json(body: Any, env: Env) -> VendorRequest:
+            return build(method, url, dict(headers), {}, {} if body is None else body, None, None, name)
+
+        return make_json
+    if fmt == "json":
+
+        def make_json_at(body: Any, env: Env) -> VendorRequest:
+            u = _event_url(url_fn(env))
+            return build(method, u, dict(headers), {}, {} if body is None else body, None, None, name)
+
+        return make_json_at
 
     def make(body: Any, env: Env) -> VendorRequest:
         u = url if url_fn is None else _event_url(url_fn(env))
         json_body, form, text = _body_parts(fmt, body, connector)
-        return build(method, u, dict(headers), dict(params) if params else {}, json_body, form, text, name)
+        return build(method, u, dict(headers), {}, json_body, form, text, name)
 
     return make
 

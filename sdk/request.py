@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -11,12 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 BodyKind = Literal["json", "form", "text"]
 
 
-class VendorRequest(BaseModel):
-    """A request to a vendor. Exactly one of ``json``/``form``/``text`` may be set (or none, for GET).
-
-    Kept transport-neutral (no httpx objects) so that it can be stored in the
-    queue as JSON, compared in tests, and replayed from the dead-letter store.
-    """
+class _RequestFields(BaseModel):
+    """How a request given from outside the engine is checked (a test, a stored job, a replay): the types
+    and the one-body rule. ``VendorRequest`` takes its values from here."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -27,23 +25,66 @@ class VendorRequest(BaseModel):
     json_body: Any = Field(default=None, alias="json")
     form: dict[str, Any] | None = None
     text: str | None = None
-    # The spec endpoint this request was built for: stored with it, so the router applies that endpoint's
-    # batching rules even where several endpoints share a method and URL. Never sent to the vendor.
     endpoint: str | None = None
-    # Non-HTTP destinations (e.g. Redis): the transport's name and its operation object.
     transport: str = "http"
     raw: Any = None
-    # Declared steps run by the sender right before this request (``sdk/steps.py``): a lookup whose
-    # answer fills ``${lookup}`` and may switch the request to its ``found`` variant. Stored and shown.
     steps: dict[str, Any] | None = None
-    # Connector-private hints that are neither stored nor sent.
-    meta: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    meta: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _one_body(self) -> VendorRequest:
+    def _one_body(self) -> _RequestFields:
         bodies = [b for b in (self.json_body, self.form, self.text) if b is not None]
         if len(bodies) > 1:
             raise ValueError("a request carries at most one body: json, form or text")
+        return self
+
+
+class VendorRequest:
+    """A request to a vendor. Exactly one of ``json``/``form``/``text`` may be set (or none, for GET).
+
+    Kept transport-neutral (no httpx objects) so that it can be stored in the
+    queue as JSON, compared in tests, and replayed from the dead-letter store.
+
+    A plain slotted class rather than a pydantic model: the engine makes one per request on its hot path
+    (``build``, values it has already checked), where a model's construction cost more than mapping a
+    simple event. Requests from anywhere else (keyword construction, ``from_wire``, ``model_validate``)
+    are validated by ``_RequestFields``, with pydantic's errors.
+    """
+
+    __slots__ = ("method", "url", "headers", "params", "json_body", "form", "text", "endpoint", "transport",
+                 "raw", "steps", "meta")  # fmt: skip
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    params: dict[str, Any]
+    json_body: Any
+    form: dict[str, Any] | None
+    text: str | None
+    # The spec endpoint this request was built for: stored with it, so the router applies that endpoint's
+    # batching rules even where several endpoints share a method and URL. Never sent to the vendor.
+    endpoint: str | None
+    # Non-HTTP destinations (e.g. Redis): the transport's name and its operation object.
+    transport: str
+    raw: Any
+    # Declared steps run by the sender right before this request (``sdk/steps.py``): a lookup whose
+    # answer fills ``${lookup}`` and may switch the request to its ``found`` variant. Stored and shown.
+    steps: dict[str, Any] | None
+    # Connector-private hints that are neither stored nor sent.
+    meta: dict[str, Any]
+
+    def __init__(self, **values: Any) -> None:
+        checked = _RequestFields(**values)
+        for name in _FIELDS:
+            _set_attr(self, name, getattr(checked, name))
+
+    @classmethod
+    def model_validate(cls, data: Any) -> VendorRequest:
+        """A request from its wire dict (``json`` or ``json_body``), validated; pydantic's error if not."""
+        checked = _RequestFields.model_validate(data)
+        self = _new(cls)
+        for name in _FIELDS:
+            _set_attr(self, name, getattr(checked, name))
         return self
 
     @classmethod
@@ -65,18 +106,51 @@ class VendorRequest(BaseModel):
         Equal to ``VendorRequest(method=..., url=..., ...)`` with the same values (a test holds it so).
         """
         self = _new(cls)
-        values = _PROTOTYPE.copy()  # (a copy of a same-shaped dict is cheaper than a literal)
-        values["method"], values["url"], values["headers"], values["params"] = method, url, headers, params
-        values["json_body"], values["form"], values["text"] = json_body, form, text
-        values["endpoint"] = endpoint
-        if transport != "http":
-            values["transport"], values["raw"] = transport, raw
-        values["meta"] = {}
-        _set_attr(self, "__dict__", values)
-        _set_fields(self, set(_BUILD_FIELDS if transport == "http" else _RAW_FIELDS))
-        _set_extra(self, None)
-        _set_private(self, None)
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.params = params
+        self.json_body = json_body
+        self.form = form
+        self.text = text
+        self.endpoint = endpoint
+        self.transport = transport
+        self.raw = raw
+        self.steps = None
+        self.meta = {}
         return self
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> VendorRequest:
+        """A copy with some fields replaced (as pydantic's ``model_copy``: the update is not validated)."""
+        other = _new(type(self))
+        for name in _FIELDS:
+            _set_attr(other, name, getattr(self, name))
+        if deep:
+            other = copy.deepcopy(other)
+        for name, value in (update or {}).items():
+            setattr(other, "json_body" if name == "json" else name, value)
+        return other
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the model it replaced
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in _FIELDS if n != "meta")
+        return f"VendorRequest({shown})"
+
+    def __copy__(self) -> VendorRequest:
+        return self.model_copy()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {n: getattr(self, n) for n in _FIELDS}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for n in _FIELDS:
+            _set_attr(self, n, state[n])
 
     @property
     def body_kind(self) -> BodyKind | None:
@@ -139,19 +213,9 @@ class VendorRequest(BaseModel):
         }.get(self.body_kind or "")
 
 
-_BUILD_FIELDS = frozenset({"method", "url", "headers", "params", "json_body", "form", "text", "endpoint"})
-_RAW_FIELDS = _BUILD_FIELDS | {"transport", "raw"}
-_PROTOTYPE: dict[str, Any] = {
-    "method": "POST", "url": "", "headers": None, "params": None, "json_body": None, "form": None,
-    "text": None, "endpoint": None, "transport": "http", "raw": None, "steps": None, "meta": None,
-}  # fmt: skip
-# ``build`` sets pydantic's instance slots through their descriptors: the same state a validated
-# construction leaves, without BaseModel.__setattr__'s checks (they cost more than the rest of build).
+_FIELDS = VendorRequest.__slots__
 _new = object.__new__
 _set_attr = object.__setattr__
-_set_fields = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
-_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _form_pairs(form: dict[str, Any]) -> list[tuple[str, str]]:

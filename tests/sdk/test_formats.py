@@ -75,7 +75,7 @@ def test_format_with_argument():
 
 
 def test_urlencode_escapes_as_urllib_quote_with_nothing_safe() -> None:
-    """The ASCII fast path (a translation table) must encode exactly as urllib.parse.quote(s, safe="")."""
+    """The ASCII fast path (one scan, then the escapes) must encode exactly as quote(s, safe="")."""
     import random
     import urllib.parse
 
