@@ -584,22 +584,12 @@ def _request_maker(b: BoundEndpoint, connector: str) -> Callable[[Any, Env], Ven
     url, headers = b.url, b.final_headers
     url_fn = c.url.fn if url is None else None
     build = VendorRequest.build
-    if fmt == "json" and url_fn is None:
-
-        def make_json(body: Any, env: Env) -> VendorRequest:
-            return build(method, url, dict(headers), {}, {} if body is None else body, None, None, name)
-
-        return make_json
-    if fmt == "json":
-
-        def make_json_at(body: Any, env: Env) -> VendorRequest:
-            u = _event_url(url_fn(env))
-            return build(method, u, dict(headers), {}, {} if body is None else body, None, None, name)
-
-        return make_json_at
+    is_json = fmt == "json"
 
     def make(body: Any, env: Env) -> VendorRequest:
         u = url if url_fn is None else _event_url(url_fn(env))
+        if is_json:  # the usual body kind, without the call that settles the others
+            return build(method, u, dict(headers), {}, {} if body is None else body, None, None, name)
         json_body, form, text = _body_parts(fmt, body, connector)
         return build(method, u, dict(headers), {}, json_body, form, text, name)
 

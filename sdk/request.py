@@ -74,17 +74,13 @@ class VendorRequest:
     meta: dict[str, Any]
 
     def __init__(self, **values: Any) -> None:
-        checked = _RequestFields(**values)
-        for name in _FIELDS:
-            _set_attr(self, name, getattr(checked, name))
+        _take_fields(self, _RequestFields(**values))
 
     @classmethod
     def model_validate(cls, data: Any) -> VendorRequest:
         """A request from its wire dict (``json`` or ``json_body``), validated; pydantic's error if not."""
-        checked = _RequestFields.model_validate(data)
         self = _new(cls)
-        for name in _FIELDS:
-            _set_attr(self, name, getattr(checked, name))
+        _take_fields(self, _RequestFields.model_validate(data))
         return self
 
     @classmethod
@@ -123,8 +119,7 @@ class VendorRequest:
     def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> VendorRequest:
         """A copy with some fields replaced (as pydantic's ``model_copy``: the update is not validated)."""
         other = _new(type(self))
-        for name in _FIELDS:
-            _set_attr(other, name, getattr(self, name))
+        _take_fields(other, self)
         if deep:
             other = copy.deepcopy(other)
         for name, value in (update or {}).items():
@@ -150,7 +145,7 @@ class VendorRequest:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for n in _FIELDS:
-            _set_attr(self, n, state[n])
+            setattr(self, n, state[n])
 
     @property
     def body_kind(self) -> BodyKind | None:
@@ -215,7 +210,12 @@ class VendorRequest:
 
 _FIELDS = VendorRequest.__slots__
 _new = object.__new__
-_set_attr = object.__setattr__
+
+
+def _take_fields(target: VendorRequest, source: Any) -> None:
+    """Every field of ``source`` (a request, or the checked ``_RequestFields``) onto ``target``."""
+    for name in _FIELDS:
+        setattr(target, name, getattr(source, name))
 
 
 def _form_pairs(form: dict[str, Any]) -> list[tuple[str, str]]:

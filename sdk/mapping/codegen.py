@@ -119,6 +119,16 @@ class Writer:
             self.emit("pass")
         self.depth -= 1
 
+    def guarded(self, statement: str, catch: str, handler: str) -> None:
+        """One statement whose failure (``catch``) is handled in place by another: the generated code's
+        way of turning a format or number error into a value or a typed error that names the spec key."""
+        self.emit("try:")
+        with self.block():
+            self.emit(statement)
+        self.emit(f"except {catch}:")
+        with self.block():
+            self.emit(handler)
+
     @contextmanager
     def item_loop(self, seq: str) -> Iterator[str]:
         """``for`` over the list in ``seq`` with each element as ``item`` (and ``index``), restoring the
@@ -333,15 +343,8 @@ class Generator:
             else:
                 w.emit(f"if {var} is not _M and {var} is not None:")
             with w.block():
-                w.emit("try:")
-                with w.block():
-                    w.emit(f"{var} = {fn}({var}, {a})")
-                w.emit("except _FE as e:")
-                with w.block():
-                    if lenient:
-                        w.emit(f"{var} = _M")
-                    else:
-                        w.emit(f"raise _fe({where!r}, {name!r}, e) from e")
+                failed = f"{var} = _M" if lenient else f"raise _fe({where!r}, {name!r}, e) from e"
+                w.guarded(f"{var} = {fn}({var}, {a})", "_FE as e", failed)
 
     def _template(self, w: Writer, text: str, where: str, strict: bool = False) -> str:
         parts = template_parts(text)
@@ -674,12 +677,7 @@ class Generator:
         steps = w.tmp("st")
         w.emit(f"if isinstance({text}, str) and {text}.strip():")
         with w.block():
-            w.emit("try:")
-            with w.block():
-                w.emit(f"{steps} = _rst({text}.strip())")
-            w.emit("except (_PE, _ESE):")
-            with w.block():
-                w.emit(f"{steps} = None")
+            w.guarded(f"{steps} = _rst({text}.strip())", "(_PE, _ESE)", f"{steps} = None")
             w.emit(f"if {steps} is not None:")
             with w.block():
                 base = self._in(w, node, where)
@@ -749,12 +747,8 @@ class Generator:
                 w.emit(f"if {x} is _M or {x} is None:")
                 with w.block():
                     w.emit("continue")
-                w.emit("try:")
-                with w.block():
-                    w.emit(f"{acc} {op} _num({x})")
-                w.emit("except _FE as e:")
-                with w.block():
-                    w.emit(f'raise _IE({where + ": "!r} + str(e) + "; fix the event value") from e')
+                failed = f'raise _IE({where + ": "!r} + str(e) + "; fix the event value") from e'
+                w.guarded(f"{acc} {op} _num({x})", "_FE as e", failed)
                 if kind == "product":
                     w.emit(f"{found} = True")
             if kind == "product":
@@ -1052,12 +1046,7 @@ class Generator:
                 w.emit(f"{out} = False")
                 w.emit(f"if {v} is not _M and {v} is not None:")
                 with w.block():
-                    w.emit("try:")
-                    with w.block():
-                        w.emit(f"{out} = _num({v}) {op} {limit!r}")
-                    w.emit("except _FE:")
-                    with w.block():
-                        w.emit(f"{out} = False")
+                    w.guarded(f"{out} = _num({v}) {op} {limit!r}", "_FE", f"{out} = False")
             return out
         if "age_of" in keys:
             self._age(w, out, node, where)
@@ -1111,12 +1100,7 @@ class Generator:
                     at, _ = self.value(w, node["at"], f"{where}.at")
                     w.emit(f'if {at} is not _M and {at} is not None and {at} != "":')
                     with w.block():
-                        w.emit("try:")
-                        with w.block():
-                            w.emit(f"{ref} = _pt({at})")
-                        w.emit("except (_FE, OverflowError, ValueError):")
-                        with w.block():
-                            w.emit("pass")
+                        w.guarded(f"{ref} = _pt({at})", "(_FE, OverflowError, ValueError)", "pass")
                 w.emit(f"if {ref} is _U:")
                 with w.block():
                     w.emit(f"{ref} = env.ctx.now")
